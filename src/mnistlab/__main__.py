@@ -1,0 +1,67 @@
+"""Command line: ``python -m mnistlab run|report|data|bench`` (the Makefile calls these)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from . import config
+
+
+def _common(parser, dataset=True):
+    if dataset:
+        parser.add_argument("--dataset", default="auto", help="auto, mnist, mnist-sample or fashion")
+    parser.add_argument("--profile", default="quick", help="smoke, quick or full")
+    parser.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
+    parser.add_argument("--jobs", type=int, default=2, help="parallel jobs (n_jobs)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mnistlab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="execute the notebooks in order with papermill")
+    _common(run)
+    run.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 02")
+    report = sub.add_parser("report", help="merge the executed notebooks into report.pdf and report.html")
+    report.add_argument("--no-pdf", action="store_true", help="HTML only (no TeX needed)")
+    data = sub.add_parser("data", help="fetch and verify a dataset, print its source")
+    _common(data)
+    bench = sub.add_parser("bench", help="time each notebook; write reports/bench.json")
+    _common(bench)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from .data import DATASETS, DataError
+    from .report import MissingToolError, NotebookFailed
+
+    try:
+        if hasattr(args, "dataset"):
+            config.check_name("dataset", args.dataset, DATASETS)
+        if hasattr(args, "profile"):
+            config.get_profile(args.profile)
+        if args.command == "run":
+            from .report import run_notebooks
+            run_notebooks(args.dataset, args.profile, args.seed, args.jobs, only=args.only)
+        elif args.command == "report":
+            from .report import build_report
+            for kind, path in build_report(pdf=not args.no_pdf).items():
+                print(f"wrote {path}")
+        elif args.command == "data":
+            from .data import load_dataset
+            data = load_dataset(args.dataset, args.profile, args.seed)
+            print(data.source)
+            print(data.summary)
+        elif args.command == "bench":
+            from .bench import run_bench
+            run_bench(args.dataset, args.profile, args.seed, args.jobs)
+    except (config.UnknownNameError, DataError, MissingToolError, NotebookFailed,
+            FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2 if isinstance(err, config.UnknownNameError) else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

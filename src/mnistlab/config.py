@@ -1,0 +1,108 @@
+"""Paths, profiles and seeds shared by the package, the notebooks and the CLI.
+
+Environment variables (all optional):
+
+- ``MNISTLAB_ROOT``: the repository root (found automatically from the package).
+- ``MNISTLAB_OUTPUT``: where ``figures/`` and ``reports/`` are written (default: the root).
+- ``MNISTLAB_DATA``: the download cache (default: ``<root>/data/raw``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+DEFAULT_SEED = 42
+
+
+def repo_root() -> Path:
+    """The repository root: ``$MNISTLAB_ROOT``, the checkout holding this package, or the cwd."""
+    if os.environ.get("MNISTLAB_ROOT"):
+        return Path(os.environ["MNISTLAB_ROOT"]).resolve()
+    here = Path(__file__).resolve().parents[2]
+    if (here / "pyproject.toml").exists() and (here / "notebooks").is_dir():
+        return here
+    return Path.cwd()
+
+
+def output_dir() -> Path:
+    """Directory that receives ``figures/`` and ``reports/`` for this run."""
+    return Path(os.environ.get("MNISTLAB_OUTPUT") or repo_root()).resolve()
+
+
+def figures_dir() -> Path:
+    path = output_dir() / "figures"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def reports_dir() -> Path:
+    path = output_dir() / "reports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def metrics_dir() -> Path:
+    path = reports_dir() / "metrics"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def data_cache_dir() -> Path:
+    """Download cache (raw data is immutable: files are only ever added, after verification)."""
+    return Path(os.environ.get("MNISTLAB_DATA") or repo_root() / "data" / "raw")
+
+
+def sample_dir() -> Path:
+    """The committed sample data."""
+    return repo_root() / "data" / "sample"
+
+
+def notebooks_dir() -> Path:
+    return repo_root() / "notebooks"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes and budgets of a run. Profiles never change the code path, only how much work it does."""
+
+    name: str
+    max_train: int | None  # None: the whole training set
+    max_test: int | None
+    cv_folds: int
+    epochs: int
+    embedding_samples: int  # points in the 2-D embedding (t-SNE)
+    grid: str  # "tiny", "small" or "full": size of hyper-parameter grids
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile("smoke", max_train=600, max_test=300, cv_folds=2, epochs=1,
+                     embedding_samples=300, grid="tiny"),
+    "quick": Profile("quick", max_train=8000, max_test=2000, cv_folds=3, epochs=8,
+                     embedding_samples=1500, grid="small"),
+    "full": Profile("full", max_train=None, max_test=None, cv_folds=5, epochs=30,
+                    embedding_samples=5000, grid="full"),
+}
+
+
+class UnknownNameError(ValueError):
+    """An unknown dataset or profile name; the message lists the valid ones."""
+
+
+def check_name(kind: str, name: str, valid) -> str:
+    """Return ``name`` if it is one of ``valid``, else raise one clear line listing them."""
+    valid = list(valid)
+    if name not in valid:
+        raise UnknownNameError(f"unknown {kind} {name!r}; choose one of: {', '.join(valid)}")
+    return name
+
+
+def get_profile(name: str | Profile) -> Profile:
+    """The :class:`Profile` called ``name`` (``smoke``, ``quick`` or ``full``)."""
+    if isinstance(name, Profile):
+        return name
+    return PROFILES[check_name("profile", name, PROFILES)]

@@ -92,7 +92,7 @@ def content_sha256(path: Path) -> str:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
     except (EOFError, OSError, gzip.BadGzipFile) as err:
-        raise ChecksumError(f"{path} is corrupted or truncated ({err}); delete it and run again") from err
+        return f"unreadable ({err})"
     return digest.hexdigest()
 
 
@@ -132,7 +132,12 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 30) -> Path:
                 f"connection, or work offline with dataset='mnist-sample' (10,000 real MNIST "
                 f"digits bundled with the course), or put {dest.name} in {dest.parent} yourself."
             ) from err
-        verify(tmp, sha256)
+        actual = content_sha256(tmp) if tmp.stat().st_size else "empty"
+        if actual != sha256:
+            raise ChecksumError(
+                f"checksum mismatch for {dest.name} downloaded from {url}: expected sha256 "
+                f"{sha256[:12]}…, got {actual[:12]}…; the download is corrupted or truncated and "
+                f"was not cached. Run again; if it persists, use dataset='mnist-sample' offline.")
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)

@@ -1,0 +1,55 @@
+# mnistlab — `make` lists the targets. Variables: DATASET, PROFILE, JOBS, SEED.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATASET ?= auto
+PROFILE ?= quick
+JOBS ?= 2
+SEED ?= 42
+RUN_ARGS = --dataset $(DATASET) --profile $(PROFILE) --jobs $(JOBS) --seed $(SEED)
+
+.PHONY: help setup system-deps data notebooks report html test test-fast bench clean
+
+help: ## show this list
+	@echo "mnistlab: make <target> [DATASET=auto|mnist|mnist-sample|fashion] [PROFILE=smoke|quick|full] [JOBS=2] [SEED=42]"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "mnistlab needs Python >= 3.10"'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+system-deps: ## install TeX, pandoc, poppler and Fashion-MNIST with apt-get when missing
+	@bash scripts/install_system_deps.sh
+
+setup: $(VENV)/.installed system-deps ## create .venv, install the package and the system packages
+
+data: $(VENV)/.installed ## fetch and verify DATASET, print its source
+	$(PY) -m mnistlab data $(RUN_ARGS)
+
+notebooks: setup ## execute every notebook in order with papermill (reports/executed/)
+	$(PY) -m mnistlab run $(RUN_ARGS)
+
+report: notebooks ## execute the notebooks, then write reports/report.pdf and reports/report.html
+	$(PY) -m mnistlab report
+
+html: $(VENV)/.installed ## rebuild reports/report.html only, from the last executed notebooks
+	$(PY) -m mnistlab report --no-pdf
+
+test: setup ## run the test suite (unit tests, notebooks in the smoke profile, report checks)
+	$(PY) -m pytest
+
+test-fast: $(VENV)/.installed ## unit tests only (skips notebook execution and the PDF)
+	$(PY) -m pytest -m "not slow"
+
+bench: setup ## time every notebook in PROFILE; write reports/bench.json
+	$(PY) -m mnistlab bench $(RUN_ARGS)
+
+clean: ## remove generated figures, executed notebooks and caches (keeps .venv and reports/*.pdf)
+	rm -rf figures/*.png reports/executed .pytest_cache
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

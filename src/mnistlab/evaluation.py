@@ -83,3 +83,104 @@ def write_metrics(notebook: str, dataset, results: list[dict], **extra) -> Path:
 
 def accuracy(y_true, y_pred) -> float:
     return float(accuracy_score(y_true, y_pred))
+
+
+def threshold_for_precision(y_true, scores, target: float = 0.90) -> tuple[float, float, float]:
+    """Lowest decision threshold whose precision reaches ``target``: ``(threshold, precision, recall)``.
+
+    The lowest such threshold keeps the most recall. Raises ``ValueError`` if no threshold does.
+    """
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, thresholds = precision_recall_curve(y_true, scores)
+    reached = np.flatnonzero(precision[:-1] >= target)
+    if reached.size == 0:
+        raise ValueError(f"no threshold reaches a precision of {target:.0%}")
+    i = reached[0]
+    return float(thresholds[i]), float(precision[i]), float(recall[i])
+
+
+def manual_cross_val(estimator, X, y, cv) -> np.ndarray:
+    """Accuracy of ``estimator`` on each fold of ``cv``, by hand (what ``cross_val_score`` does)."""
+    from sklearn.base import clone
+
+    scores = []
+    for train_index, test_index in cv.split(X, y):
+        model = clone(estimator).fit(X[train_index], y[train_index])
+        scores.append(np.mean(model.predict(X[test_index]) == y[test_index]))
+    return np.array(scores)
+
+
+def binary_scores(y_true, y_pred) -> dict:
+    """Accuracy, precision, recall and F1 of a binary prediction, plus its confusion counts."""
+    from sklearn.metrics import confusion_matrix, precision_score, recall_score
+
+    tn, fp, fn, tp = confusion_matrix(y_true, y_pred, labels=[False, True]).ravel()
+    return {"accuracy": float(np.mean(np.asarray(y_true) == np.asarray(y_pred))),
+            "precision": float(precision_score(y_true, y_pred, zero_division=0)),
+            "recall": float(recall_score(y_true, y_pred, zero_division=0)),
+            "f1": float(f1_score(y_true, y_pred, zero_division=0)),
+            "TP": int(tp), "FP": int(fp), "FN": int(fn), "TN": int(tn)}
+
+
+def most_confused_pair(cm) -> tuple[int, int]:
+    """``(true, predicted)`` classes of the largest off-diagonal entry of a confusion matrix."""
+    errors = np.array(cm, dtype=float)
+    np.fill_diagonal(errors, -1)
+    true, pred = np.unravel_index(np.argmax(errors), errors.shape)
+    return int(true), int(pred)
+
+
+def multilabel_targets(y) -> np.ndarray:
+    """Two labels per digit: ``[digit >= 7, digit is odd]`` (the classic multilabel example)."""
+    y = np.asarray(y)
+    return np.c_[y >= 7, y % 2 == 1]
+
+
+def rare_positive_subset(y_true, scores, positive_rate: float, seed: int = config.DEFAULT_SEED):
+    """Keep every negative and only enough positives for ``positive_rate``; returns (y, scores)."""
+    y_true, scores = np.asarray(y_true).astype(bool), np.asarray(scores)
+    rng = np.random.default_rng(seed)
+    negatives = np.flatnonzero(~y_true)
+    n_pos = max(1, int(round(positive_rate * len(negatives) / (1 - positive_rate))))
+    positives = rng.choice(np.flatnonzero(y_true), size=min(n_pos, int(y_true.sum())), replace=False)
+    keep = np.sort(np.r_[negatives, positives])
+    return y_true[keep], scores[keep]
+
+
+def cv_table(search, top: int = 10):
+    """The ranked table of a scikit-learn search: parameters, mean ± std CV score, fit time."""
+    import pandas as pd
+
+    results = pd.DataFrame(search.cv_results_)
+    params = [c for c in results if c.startswith("param_")]
+    table = results[["rank_test_score", *params, "mean_test_score", "std_test_score", "mean_fit_time"]]
+    table = table.rename(columns={c: c.removeprefix("param_").split("__")[-1] for c in params})
+    table = table.rename(columns={"rank_test_score": "rank", "mean_test_score": "mean CV accuracy",
+                                  "std_test_score": "std", "mean_fit_time": "fit seconds"})
+    return table.sort_values("rank").head(top).reset_index(drop=True)
+
+
+def fit_and_score(name: str, model, X_train, y_train, X_test, y_test, params: dict | None = None):
+    """Fit ``model``, time fit and prediction, and return ``(result_record, test predictions)``."""
+    with timer() as fit:
+        model.fit(X_train, y_train)
+    with timer() as predict:
+        pred = model.predict(X_test)
+    record = result_record(name, y_test, pred, fit_seconds=fit.seconds, predict_seconds=predict.seconds,
+                           n_train=len(y_train), params=params)
+    return record, pred
+
+
+def results_table(results: list[dict]):
+    """The metrics records as a table: accuracy with its 95% CI, macro F1 and timings."""
+    import pandas as pd
+
+    return pd.DataFrame({
+        "accuracy": [r["accuracy"] for r in results],
+        "95% CI": [f"{r['ci95'][0]:.3f}-{r['ci95'][1]:.3f}" for r in results],
+        "macro F1": [r["macro_f1"] for r in results],
+        "fit s": [r["fit_seconds"] for r in results],
+        "predict s": [r["predict_seconds"] for r in results],
+        "n train": [r["n_train"] for r in results],
+    }, index=[r["model"] for r in results])

@@ -27,13 +27,12 @@ def setup_notebook() -> None:
         pass
 
 
-def save_fig(fig, name: str, tight: bool = True):
-    """Save ``fig`` as ``figures/<name>.png`` under the run's output directory; return the path."""
+def save_fig(fig, name: str, tight: bool = True) -> None:
+    """Save ``fig`` as ``figures/<name>.png`` under the run's output directory."""
     path = config.figures_dir() / f"{name}.png"
     if tight:
         fig.tight_layout()
     fig.savefig(path, dpi=150, bbox_inches="tight")
-    return path
 
 
 def digit_grid(images, labels=None, class_names=None, n_cols: int = 10, title: str | None = None,
@@ -147,10 +146,108 @@ class Table:
         return caption + body
 
     def _repr_latex_(self) -> str:
+        from nbconvert.filters import escape_latex
+
         frame = self._formatted().astype(str)
-        latex = frame.to_latex(index=self.index, escape=True, caption=self.caption,
-                               position="htbp")
+        caption = escape_latex(self.caption) if self.caption else None
+        latex = frame.to_latex(index=self.index, escape=True, caption=caption, position="htbp")
         return latex.replace("\\begin{tabular}", "\\centering\n\\begin{tabular}")
 
     def __repr__(self) -> str:
         return self._formatted().to_string(index=self.index)
+
+
+def precision_recall_vs_threshold(y_true, scores, threshold: float | None = None):
+    """Precision and recall as functions of the decision threshold, ``threshold`` marked."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, thresholds = precision_recall_curve(y_true, scores)
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    ax.plot(thresholds, precision[:-1], "b--", label="precision")
+    ax.plot(thresholds, recall[:-1], "g-", label="recall")
+    if threshold is not None:
+        ax.axvline(threshold, color="black", ls=":", label=f"threshold {threshold:.2f}")
+    ax.set_xlabel("decision threshold")
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="center left")
+    return fig
+
+
+def pr_and_roc(y_true, scores: dict, thresholds: dict | None = None):
+    """PR and ROC curves of several models (``{name: scores}``), each threshold marked on both."""
+    from sklearn.metrics import (PrecisionRecallDisplay, RocCurveDisplay, precision_score,
+                                 recall_score)
+
+    fig, (ax_pr, ax_roc) = plt.subplots(1, 2, figsize=(11, 4.5))
+    for (name, s), color in zip(scores.items(), sns.color_palette("tab10")):
+        style = {"curve_kwargs": {"color": color}, "name": name}
+        PrecisionRecallDisplay.from_predictions(y_true, s, ax=ax_pr, **style)
+        RocCurveDisplay.from_predictions(y_true, s, ax=ax_roc, **style)
+        if thresholds and name in thresholds:
+            pred = np.asarray(s) >= thresholds[name]
+            p, r = precision_score(y_true, pred), recall_score(y_true, pred)
+            fpr = np.mean(pred[~np.asarray(y_true, bool)])
+            ax_pr.plot(r, p, "o", color=color, ms=8)
+            ax_roc.plot(fpr, r, "o", color=color, ms=8)
+    ax_roc.plot([0, 1], [0, 1], "k:", lw=1)
+    ax_pr.set_title("precision-recall")
+    ax_roc.set_title("ROC")
+    return fig
+
+
+def one_vs_rest_curves(y_true, scores, class_names):
+    """Per-class one-vs-rest ROC and PR curves of a ten-class model, with the micro average."""
+    from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay
+    from sklearn.preprocessing import label_binarize
+
+    onehot = label_binarize(y_true, classes=np.arange(len(class_names)))
+    fig, (ax_roc, ax_pr) = plt.subplots(1, 2, figsize=(12, 5))
+    palette = sns.color_palette("tab10", len(class_names))
+    for c, name in enumerate(class_names):
+        style = {"name": name, "curve_kwargs": {"color": palette[c], "lw": 1, "alpha": 0.8}}
+        RocCurveDisplay.from_predictions(onehot[:, c], scores[:, c], ax=ax_roc, **style)
+        PrecisionRecallDisplay.from_predictions(onehot[:, c], scores[:, c], ax=ax_pr, **style)
+    micro = {"name": "micro average", "curve_kwargs": {"color": "black", "lw": 2.5, "ls": "--"}}
+    RocCurveDisplay.from_predictions(onehot.ravel(), scores.ravel(), ax=ax_roc, **micro)
+    PrecisionRecallDisplay.from_predictions(onehot.ravel(), scores.ravel(), ax=ax_pr, **micro)
+    for ax in (ax_roc, ax_pr):
+        ax.legend(fontsize=7, loc="lower left" if ax is ax_pr else "lower right")
+    ax_roc.set_title("one-vs-rest ROC")
+    ax_pr.set_title("one-vs-rest precision-recall")
+    return fig
+
+
+def confusion_matrices(y_true, y_pred, class_names):
+    """Three views of one confusion matrix: counts, rows normalised, and errors only."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
+    options = {"display_labels": class_names, "colorbar": False,
+               "xticks_rotation": 45 if len(max(class_names, key=len)) > 2 else 0}
+    ConfusionMatrixDisplay.from_predictions(y_true, y_pred, ax=axes[0], **options)
+    ConfusionMatrixDisplay.from_predictions(y_true, y_pred, ax=axes[1], normalize="true",
+                                            values_format=".0%", **options)
+    errors = np.asarray(y_true) != np.asarray(y_pred)
+    ConfusionMatrixDisplay.from_predictions(
+        y_true, y_pred, ax=axes[2], normalize="true", values_format=".0%",
+        sample_weight=errors.astype(float), labels=np.arange(len(class_names)), **options)
+    for ax, title in zip(axes, ["counts", "share of each true class", "errors only (share of each row)"]):
+        ax.set_title(title)
+        ax.grid(False)
+    return fig
+
+
+def confused_pair_grid(x, y_true, y_pred, a: int, b: int, class_names, per_block: int = 12):
+    """The book's 2×2 grid: a→a, a→b (top); b→a, b→b (bottom)."""
+    fig, axes = plt.subplots(2, 2, figsize=(8, 8))
+    for ax, (t, p) in zip(axes.ravel(), [(a, a), (a, b), (b, a), (b, b)]):
+        pick = np.flatnonzero((y_true == t) & (y_pred == p))[:per_block]
+        side = int(np.ceil(np.sqrt(max(per_block, 1))))
+        canvas = np.zeros((side * 28, side * 28))
+        for k, i in enumerate(pick):
+            r, c = divmod(k, side)
+            canvas[r * 28:(r + 1) * 28, c * 28:(c + 1) * 28] = x[i]
+        ax.imshow(canvas, cmap="binary")
+        ax.set_title(f"true {class_names[t]}, predicted {class_names[p]} ({len(np.flatnonzero((y_true == t) & (y_pred == p)))})")
+        ax.axis("off")
+    return fig

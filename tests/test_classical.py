@@ -1,0 +1,129 @@
+"""Package functions behind the classical chapters, on scikit-learn's 8x8 digits (fast)."""
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.linear_model import SGDClassifier
+from sklearn.metrics import precision_score, recall_score
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
+from sklearn.tree import DecisionTreeClassifier
+
+from mnistlab import config, evaluation, plots, search
+from mnistlab.variants import add_uniform_noise
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X / 16.0, y
+
+
+def test_threshold_for_precision_reaches_target_with_most_recall():
+    rng = np.random.default_rng(0)
+    y = rng.random(2000) < 0.2
+    scores = y + rng.normal(0, 0.6, 2000)
+    threshold, precision, recall = evaluation.threshold_for_precision(y, scores, 0.9)
+    pred = scores >= threshold
+    assert precision_score(y, pred) == pytest.approx(precision) and precision >= 0.9
+    assert recall_score(y, pred) == pytest.approx(recall)
+    lower = scores >= np.max(scores[scores < threshold])  # the next threshold down misses the target
+    assert precision_score(y, lower) < 0.9 or recall_score(y, lower) <= recall
+
+
+def test_threshold_for_precision_unreachable():
+    with pytest.raises(ValueError, match="no threshold"):
+        evaluation.threshold_for_precision([1, 0, 0, 0], [0.1, 0.5, 0.6, 0.7], 0.99)
+
+
+def test_manual_cross_val_equals_cross_val_score(digits):
+    X, y = digits
+    folds = StratifiedKFold(3, shuffle=True, random_state=0)
+    model = SGDClassifier(random_state=0)
+    np.testing.assert_allclose(evaluation.manual_cross_val(model, X, y, folds),
+                               cross_val_score(model, X, y, cv=folds))
+
+
+def test_binary_scores_counts():
+    scores = evaluation.binary_scores([1, 1, 0, 0, 0], [1, 0, 1, 0, 0])
+    assert (scores["TP"], scores["FN"], scores["FP"], scores["TN"]) == (1, 1, 1, 2)
+    assert scores["precision"] == 0.5 and scores["recall"] == 0.5 and scores["accuracy"] == 0.6
+
+
+def test_most_confused_pair_ignores_diagonal():
+    cm = np.array([[50, 1, 0], [2, 40, 9], [0, 3, 45]])
+    assert evaluation.most_confused_pair(cm) == (1, 2)
+
+
+def test_multilabel_targets():
+    np.testing.assert_array_equal(evaluation.multilabel_targets([0, 7, 8, 9, 3]),
+                                  [[0, 0], [1, 1], [1, 0], [1, 1], [0, 1]])
+
+
+def test_rare_positive_subset_keeps_negatives_and_hits_rate():
+    y = np.r_[np.ones(100), np.zeros(900)].astype(bool)
+    s = np.arange(1000.0)
+    yy, ss = evaluation.rare_positive_subset(y, s, 0.01, seed=0)
+    assert (~yy).sum() == 900 and yy.sum() == 9
+    assert set(ss[~yy]) == set(s[~y])
+
+
+def test_cv_table_is_ranked(digits):
+    X, y = digits
+    grid = GridSearchCV(DecisionTreeClassifier(random_state=0), {"max_depth": [1, 4, 8]}, cv=2).fit(X, y)
+    table = evaluation.cv_table(grid)
+    assert list(table["rank"]) == [1, 2, 3] and list(table["max_depth"]) == [8, 4, 1]
+    assert table["mean CV accuracy"].is_monotonic_decreasing
+
+
+def test_fit_and_score_record(digits):
+    X, y = digits
+    record, pred = evaluation.fit_and_score("tree", DecisionTreeClassifier(random_state=0), X[:1000], y[:1000],
+                                            X[1000:], y[1000:], params={"max_depth": None})
+    assert record["accuracy"] == pytest.approx(np.mean(pred == y[1000:]))
+    assert record["n_train"] == 1000 and record["n_test"] == len(y) - 1000 and record["fit_seconds"] > 0
+    table = evaluation.results_table([record])
+    assert table.loc["tree", "95% CI"].count("-") == 1
+
+
+def test_noise_is_deterministic_and_bounded():
+    x = np.full((3, 28, 28), 200, dtype=np.uint8)
+    a, b = add_uniform_noise(x, 100, seed=1), add_uniform_noise(x, 100, seed=1)
+    np.testing.assert_array_equal(a, b)
+    assert a.dtype == np.uint8 and a.min() >= 200 and a.max() == 255
+    assert not np.array_equal(a, add_uniform_noise(x, 100, seed=2))
+
+
+@pytest.mark.parametrize("profile", list(config.PROFILES))
+def test_grids_grow_with_profile(profile):
+    grid = search.pca_svc_grid(profile)
+    assert set(grid) == {"pca__n_components", "svc__C", "svc__gamma"}
+    assert search.grid_size(search.pca_svc_grid("smoke")) <= search.grid_size(grid)
+
+
+def test_search_subset_is_stratified():
+    y = np.repeat(np.arange(10), 100)
+    x = np.arange(1000)
+    _, ys = search.search_subset(x, y, "smoke", seed=0)
+    assert len(ys) == 600 and np.all(np.bincount(ys) == 60)
+
+
+def test_table_escapes_latex_and_formats_floats():
+    table = plots.Table(pd.DataFrame({"a_b": [0.123456], "100%": ["x & y"]}, index=["m#1"]), caption="c_1")
+    latex = table._repr_latex_()
+    assert r"a\_b" in latex and r"100\%" in latex and r"x \& y" in latex and r"m\#1" in latex
+    assert "0.1235" in latex and r"\caption{c\_1}" in latex
+    assert "0.1235" in table._repr_html_()
+
+
+def test_plot_helpers_draw(digits):
+    X, y = digits
+    scores = np.c_[[X[:, i] for i in range(10)]].T
+    figs = [plots.one_vs_rest_curves(y, scores, [str(i) for i in range(10)]),
+            plots.confusion_matrices(y, (y + (X[:, 20] > 0.5)) % 10, [str(i) for i in range(10)]),
+            plots.pr_and_roc(y == 3, {"m": X[:, 30]}, {"m": 0.5}),
+            plots.precision_recall_vs_threshold(y == 3, X[:, 30], 0.5)]
+    for fig in figs:
+        assert fig.axes and all(ax.has_data() for ax in fig.axes)

@@ -1,5 +1,6 @@
 """Run every notebook in the smoke profile, build the report, and read the PDF back."""
 import json
+import re
 import shutil
 import subprocess
 
@@ -10,7 +11,7 @@ from conftest import REPO
 from mnistlab import config, report
 
 pytestmark = pytest.mark.slow
-FORBIDDEN = ("Traceback", "<pandas.", "Styler at 0x", "oneDNN", "absl", "Error", "WARNING", "PosixPath",
+FORBIDDEN = ("Traceback", "<pandas.", "Styler at 0x", "oneDNN", "absl", "WARNING", "Warning", "PosixPath",
              "<Figure size", "at 0x")
 
 
@@ -52,6 +53,7 @@ def test_pdf_has_title_page_chapters_and_no_noise(built):
         assert title in flat, title
     for word in FORBIDDEN:
         assert word not in text, word
+    assert not re.search(r"\w+(Error|Exception)\b", text), "an exception reached the report"
 
 
 def test_every_notebook_ran_and_wrote_metrics(built):

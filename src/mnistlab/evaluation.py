@@ -184,3 +184,15 @@ def results_table(results: list[dict]):
         "predict s": [r["predict_seconds"] for r in results],
         "n train": [r["n_train"] for r in results],
     }, index=[r["model"] for r in results])
+
+
+def paired_difference_ci(y_true, pred_a, pred_b, level: float = 0.95, n_boot: int = 2000,
+                         seed: int = config.DEFAULT_SEED) -> tuple[float, float, float]:
+    """Accuracy of ``pred_b`` minus that of ``pred_a`` on the same images, with a paired
+    bootstrap interval: ``(difference, low, high)``."""
+    y_true = np.asarray(y_true)
+    gain = (np.asarray(pred_b) == y_true).astype(float) - (np.asarray(pred_a) == y_true)
+    rng = np.random.default_rng(seed)
+    means = gain[rng.integers(0, len(gain), size=(n_boot, len(gain)))].mean(axis=1)
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return float(gain.mean()), float(low), float(high)

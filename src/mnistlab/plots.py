@@ -251,3 +251,37 @@ def confused_pair_grid(x, y_true, y_pred, a: int, b: int, class_names, per_block
         ax.set_title(f"true {class_names[t]}, predicted {class_names[p]} ({len(np.flatnonzero((y_true == t) & (y_pred == p)))})")
         ax.axis("off")
     return fig
+
+
+def training_curves(histories: dict):
+    """Loss and accuracy per epoch, training vs validation, one column per model."""
+    fig, axes = plt.subplots(2, len(histories), figsize=(3.2 * len(histories), 5.5), squeeze=False)
+    for col, (name, history) in enumerate(histories.items()):
+        h = history.history if hasattr(history, "history") else history
+        epochs = np.arange(1, len(h["loss"]) + 1)
+        for row, metric in enumerate(["loss", "accuracy"]):
+            ax = axes[row, col]
+            ax.plot(epochs, h[metric], "o-", ms=3, label="training")
+            ax.plot(epochs, h[f"val_{metric}"], "s-", ms=3, label="validation")
+            ax.set_xlabel("epoch")
+            ax.set_title(f"{name}: {metric}", fontsize=9)
+        axes[0, col].legend(fontsize=7)
+    return fig
+
+
+def misclassified_gallery(x, y_true, proba, class_names, n: int = 24, n_cols: int = 8):
+    """Misclassified images, most confident first: true label, prediction with its confidence,
+    and the second-best guess."""
+    pred = proba.argmax(axis=1)
+    wrong = np.flatnonzero(pred != y_true)
+    wrong = wrong[np.argsort(-proba[wrong, pred[wrong]])][:n]
+    n_rows = max(1, int(np.ceil(len(wrong) / n_cols)))
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * 1.35, n_rows * 1.75), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, i in zip(axes.ravel(), wrong):
+        second = np.argsort(proba[i])[-2]
+        ax.imshow(x[i], cmap="binary")
+        ax.set_title(f"true {class_names[y_true[i]]}\npred {class_names[pred[i]]} {proba[i, pred[i]]:.0%}\n"
+                     f"2nd {class_names[second]} {proba[i, second]:.0%}", fontsize=7)
+    return fig

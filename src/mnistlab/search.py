@@ -33,3 +33,33 @@ def search_subset(x, y, profile, seed: int = config.DEFAULT_SEED):
 
 def grid_size(grid: dict) -> int:
     return int(np.prod([len(v) for v in grid.values()]))
+
+
+#: The grid people use for this problem (optimizer × batch size × initializer × activation ×
+#: dropout × epochs). ``small`` is searched by successive halving to stay within ``quick``.
+CNN_GRIDS = {
+    "tiny": {"optimizer": ["adam"], "batch_size": [64], "kernel_initializer": ["glorot_uniform"],
+             "activation": ["relu"], "dropout": [0.25], "epochs": [1]},
+    "small": {"optimizer": ["adam", "nadam", "rmsprop"], "batch_size": [32, 128],
+              "kernel_initializer": ["glorot_uniform", "he_normal"], "activation": ["relu"],
+              "dropout": [0.25, 0.5], "epochs": [3]},
+    "full": {"optimizer": ["adam", "nadam", "rmsprop"], "batch_size": [32, 128],
+             "kernel_initializer": ["glorot_uniform", "he_normal"], "activation": ["relu", "elu"],
+             "dropout": [0.25, 0.5], "epochs": [4, 8]},
+}
+
+
+def cnn_search(estimator, profile, cv, n_jobs: int = 1, seed: int = config.DEFAULT_SEED):
+    """The search for the profile: full grid, or successive halving over it for ``small``.
+
+    Both are scikit-learn searches, so ``n_jobs`` and a joblib backend (e.g. Dask) spread them.
+    """
+    from sklearn.experimental import enable_halving_search_cv  # noqa: F401
+    from sklearn.model_selection import GridSearchCV, HalvingGridSearchCV
+
+    grid_name = config.get_profile(profile).grid
+    grid = CNN_GRIDS[grid_name]
+    if grid_name == "small":
+        return HalvingGridSearchCV(estimator, grid, cv=cv, factor=3, n_jobs=n_jobs, random_state=seed,
+                                   min_resources="exhaust")
+    return GridSearchCV(estimator, grid, cv=cv, n_jobs=n_jobs)

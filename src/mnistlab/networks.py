@@ -1,0 +1,357 @@
+"""Keras 3 networks: builders, the device setup, training with one line per epoch, and the
+scikit-learn estimator used by the grid search.
+
+Backend-neutral: runs on TensorFlow (default), JAX or PyTorch (``KERAS_BACKEND``).
+Importing this module imports Keras, so the scikit-learn chapters never do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr():
+    """Send file descriptor 2 to /dev/null: TensorFlow's C++ start-up lines bypass Python."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable descriptor 2
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+with _quiet_native_stderr():
+    import keras  # noqa: E402
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow  # noqa: F401  (its start-up messages happen here)
+for _name in ("tensorflow", "absl", "keras"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
+
+import numpy as np  # noqa: E402
+from keras import layers  # noqa: E402
+from sklearn.base import BaseEstimator  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+
+from . import config  # noqa: E402
+
+ARCHITECTURES = ("dense", "simple_cnn", "deep_cnn", "resnet")
+CPU_BATCH, GPU_BATCH = 64, 512
+
+
+# --------------------------------------------------------------------------- data and device
+
+def images(x) -> np.ndarray:
+    """uint8 N×28×28 images as float32 in [0, 1] (the networks' input)."""
+    return np.asarray(x, dtype=np.float32) / 255.0
+
+
+def gpu_name() -> str | None:
+    """Name of the first GPU the Keras backend can use, or None."""
+    backend = keras.backend.backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+            gpus = tf.config.list_physical_devices("GPU")
+            return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU") if gpus else None
+        if backend == "jax":
+            import jax
+            gpus = [d for d in jax.devices() if d.platform == "gpu"]
+            return gpus[0].device_kind if gpus else None
+        if backend == "torch":
+            import torch
+            return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except Exception:  # noqa: BLE001 - no usable GPU is an answer, not an error
+        return None
+    return None
+
+
+def setup_device(seed: int = config.DEFAULT_SEED, gpu: bool | None = None) -> dict:
+    """Seed everything; on a GPU turn on mixed precision, XLA and larger batches.
+
+    XLA stays off on the CPU: measured here it makes the deep CNN several times slower.
+
+    Returns what was chosen, for the notebook to print. One code path: on the CPU the same
+    steps run with float32 and the CPU batch size.
+    """
+    keras.utils.set_random_seed(seed)
+    name = gpu_name()
+    use_gpu = bool(name) if gpu is None else gpu and bool(name)
+    keras.mixed_precision.set_global_policy("mixed_float16" if use_gpu else "float32")
+    return {"backend": keras.backend.backend(), "device": f"GPU ({name})" if use_gpu else "CPU",
+            "gpu": use_gpu, "mixed_precision": use_gpu, "jit_compile": use_gpu,
+            "batch_size": GPU_BATCH if use_gpu else CPU_BATCH}
+
+
+def describe_device(setup: dict) -> str:
+    extras = ", mixed precision and XLA" if setup["gpu"] else ""
+    return (f"Training on {setup['device']} with the {setup['backend']} backend{extras}, "
+            f"batch size {setup['batch_size']}.")
+
+
+# --------------------------------------------------------------------------- models
+
+def augmentation(seed: int = config.DEFAULT_SEED) -> keras.Sequential:
+    """Random rotation ±10°, shifts and zoom ±10%; active only while training."""
+    return keras.Sequential([
+        layers.RandomRotation(10 / 360, fill_mode="constant", seed=seed),
+        layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed + 1),
+        layers.RandomZoom(0.1, fill_mode="constant", seed=seed + 2),
+    ], name="augmentation")
+
+
+def _inputs(input_shape, augment: bool, seed: int):
+    inputs = keras.Input(shape=input_shape)
+    x = layers.Reshape((28, 28, 1))(inputs)
+    if augment:
+        x = augmentation(seed)(x)
+    return inputs, x
+
+
+def _head(inputs, x, n_classes: int, name: str) -> keras.Model:
+    outputs = layers.Dense(n_classes, activation="softmax", dtype="float32")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_dense(input_shape=(28, 28), n_classes: int = 10, augment: bool = False, dropout: float = 0.2,
+                activation: str = "relu", kernel_initializer: str = "he_normal",
+                seed: int = config.DEFAULT_SEED) -> keras.Model:
+    """A flat fully connected network on the 784 pixels."""
+    inputs, x = _inputs(input_shape, augment, seed)
+    x = layers.Flatten()(x)
+    for units in (256, 128):
+        x = layers.Dense(units, activation=activation, kernel_initializer=kernel_initializer)(x)
+        x = layers.Dropout(dropout)(x)
+    return _head(inputs, x, n_classes, "dense")
+
+
+def build_simple_cnn(input_shape=(28, 28), n_classes: int = 10, augment: bool = False,
+                     dropout: float = 0.5, activation: str = "relu",
+                     kernel_initializer: str = "glorot_uniform", seed: int = config.DEFAULT_SEED) -> keras.Model:
+    """The classic two-convolution network of the Keras MNIST example."""
+    inputs, x = _inputs(input_shape, augment, seed)
+    for filters in (32, 64):
+        x = layers.Conv2D(filters, 3, activation=activation, kernel_initializer=kernel_initializer)(x)
+        x = layers.MaxPooling2D(2)(x)
+    x = layers.Flatten()(x)
+    x = layers.Dropout(dropout)(x)
+    return _head(inputs, x, n_classes, "simple_cnn")
+
+
+def build_deep_cnn(input_shape=(28, 28), n_classes: int = 10, augment: bool = False, dropout: float = 0.4,
+                   activation: str = "relu", kernel_initializer: str = "he_normal",
+                   seed: int = config.DEFAULT_SEED) -> keras.Model:
+    """Stacked 3×3 convolutions with batch normalisation, strided 5×5 convolutions instead of
+    pooling, and dropout (the shape of the strongest Kaggle MNIST single models)."""
+    inputs, x = _inputs(input_shape, augment, seed)
+
+    def conv(x, filters, size, strides=1):
+        x = layers.Conv2D(filters, size, strides=strides, padding="same", use_bias=False,
+                          kernel_initializer=kernel_initializer)(x)
+        x = layers.BatchNormalization()(x)
+        return layers.Activation(activation)(x)
+
+    for filters in (32, 64):
+        x = conv(x, filters, 3)
+        x = conv(x, filters, 3)
+        x = conv(x, filters, 5, strides=2)
+        x = layers.Dropout(dropout)(x)
+    x = conv(x, 128, 4)
+    x = layers.Flatten()(x)
+    x = layers.Dropout(dropout)(x)
+    return _head(inputs, x, n_classes, "deep_cnn")
+
+
+def build_resnet(input_shape=(28, 28), n_classes: int = 10, augment: bool = False, dropout: float = 0.2,
+                 activation: str = "relu", kernel_initializer: str = "he_normal",
+                 seed: int = config.DEFAULT_SEED) -> keras.Model:
+    """A small residual network: three stages of residual blocks, global average pooling."""
+    inputs, x = _inputs(input_shape, augment, seed)
+    x = layers.Conv2D(32, 3, padding="same", kernel_initializer=kernel_initializer)(x)
+    for filters, strides in ((32, 1), (64, 2), (128, 2)):
+        shortcut = x
+        y = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False,
+                          kernel_initializer=kernel_initializer)(x)
+        y = layers.Activation(activation)(layers.BatchNormalization()(y))
+        y = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=kernel_initializer)(y)
+        y = layers.BatchNormalization()(y)
+        if strides != 1 or shortcut.shape[-1] != filters:
+            shortcut = layers.Conv2D(filters, 1, strides=strides, use_bias=False)(shortcut)
+        x = layers.Activation(activation)(layers.Add()([y, shortcut]))
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    return _head(inputs, x, n_classes, "resnet")
+
+
+BUILDERS = {"dense": build_dense, "simple_cnn": build_simple_cnn, "deep_cnn": build_deep_cnn,
+            "resnet": build_resnet}
+
+
+def build(architecture: str, optimizer: str = "adam", learning_rate: float | None = None,
+          jit_compile: bool = False, **kwargs) -> keras.Model:
+    """Build and compile one of :data:`ARCHITECTURES` for integer labels."""
+    config.check_name("architecture", architecture, ARCHITECTURES)
+    model = BUILDERS[architecture](**kwargs)
+    opt = keras.optimizers.get(optimizer)
+    if learning_rate is not None:
+        opt.learning_rate = learning_rate
+    model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                  jit_compile=jit_compile)
+    return model
+
+
+# --------------------------------------------------------------------------- training
+
+class EpochLine(keras.callbacks.Callback):
+    """One plain line per epoch (progress bars break the PDF report)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        parts = [f"{k} {v:.4f}" for k, v in logs.items() if k in ("loss", "accuracy", "val_loss", "val_accuracy")]
+        print(f"epoch {epoch + 1:>2}/{self.params.get('epochs')}: " + ", ".join(parts) +
+              f" ({time.perf_counter() - self._start:.1f} s)", flush=True)
+
+
+def callbacks(patience: int = 5, lines: bool = True) -> list:
+    """Early stopping with the best weights kept, learning-rate reduction on plateau, epoch lines."""
+    found = [keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience, restore_best_weights=True),
+             keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, patience // 2),
+                                               min_lr=1e-5)]
+    return found + [EpochLine()] if lines else found
+
+
+def validation_split(x, y, fraction: float = 0.1, seed: int = config.DEFAULT_SEED):
+    """Stratified ``(x_fit, x_val, y_fit, y_val)``."""
+    return train_test_split(x, y, test_size=fraction, stratify=y, random_state=seed)
+
+
+def train(model, x, y, epochs: int, batch_size: int = CPU_BATCH, seed: int = config.DEFAULT_SEED,
+          patience: int = 5, verbose_lines: bool = True):
+    """Fit on 90% of ``(x, y)``, validate on a stratified 10%; return ``(history, seconds per epoch)``."""
+    keras.utils.set_random_seed(seed)
+    x_fit, x_val, y_fit, y_val = validation_split(x, y, seed=seed)
+    start = time.perf_counter()
+    history = model.fit(x_fit, y_fit, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
+                        callbacks=callbacks(patience, verbose_lines), verbose=0)
+    return history, (time.perf_counter() - start) / max(1, len(history.epoch))
+
+
+def predict_proba(model, x, batch_size: int = 512) -> np.ndarray:
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
+
+
+def vote(probabilities, method: str = "average") -> np.ndarray:
+    """Combine the class probabilities of several models (list of N×C arrays).
+
+    ``average``: argmax of the mean probability; ``majority``: the most frequent predicted
+    class, ties going to the class with the higher mean probability.
+    """
+    stacked = np.stack([np.asarray(p, dtype=np.float64) for p in probabilities])
+    mean = stacked.mean(axis=0)
+    if method == "average":
+        return mean.argmax(axis=1)
+    if method != "majority":
+        raise ValueError(f"unknown vote {method!r}; choose one of: average, majority")
+    votes = np.zeros_like(mean)
+    for p in stacked:
+        votes[np.arange(len(p)), p.argmax(axis=1)] += 1
+    return (votes + mean / (len(stacked) + 1)).argmax(axis=1)
+
+
+# --------------------------------------------------------------------------- scikit-learn wrapper
+
+def _model_for_wrapper(X, y, architecture, optimizer, learning_rate, activation, kernel_initializer,
+                       dropout, seed, jit_compile):
+    """Builder called by ``keras.wrappers.SKLearnClassifier`` (one-hot targets: categorical loss)."""
+    keras.utils.set_random_seed(seed)
+    model = BUILDERS[architecture](input_shape=(X.shape[1],), n_classes=y.shape[1], activation=activation,
+                                   kernel_initializer=kernel_initializer, dropout=dropout, seed=seed)
+    opt = keras.optimizers.get(optimizer)
+    if learning_rate is not None:
+        opt.learning_rate = learning_rate
+    model.compile(optimizer=opt, loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=jit_compile)
+    return model
+
+
+class CNNClassifier(keras.wrappers.SKLearnClassifier):
+    """``keras.wrappers.SKLearnClassifier`` with every hyper-parameter a constructor argument, so
+    that ``GridSearchCV`` can search ``optimizer × batch_size × kernel_initializer × activation ×
+    dropout × epochs`` directly. Takes flat N×784 float inputs. Also fixes two things of the
+    base wrapper: ``clone`` keeps every parameter, and prediction prints no progress bar.
+    """
+
+    def __init__(self, architecture="simple_cnn", optimizer="adam", learning_rate=None, batch_size=CPU_BATCH,
+                 kernel_initializer="glorot_uniform", activation="relu", dropout=0.25, epochs=3,
+                 seed=config.DEFAULT_SEED, jit_compile=False):
+        self.architecture = architecture
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.kernel_initializer = kernel_initializer
+        self.activation = activation
+        self.dropout = dropout
+        self.epochs = epochs
+        self.seed = seed
+        self.jit_compile = jit_compile
+        self.model, self.warm_start = _model_for_wrapper, False
+
+    @property
+    def model_kwargs(self):
+        return {k: getattr(self, k) for k in ("architecture", "optimizer", "learning_rate", "activation",
+                                              "kernel_initializer", "dropout", "seed", "jit_compile")}
+
+    @model_kwargs.setter
+    def model_kwargs(self, value):  # the base class assigns it; the parameters above are the truth
+        pass
+
+    @property
+    def fit_kwargs(self):
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "verbose": 0}
+
+    @fit_kwargs.setter
+    def fit_kwargs(self, value):
+        pass
+
+    def __sklearn_clone__(self):
+        return BaseEstimator.__sklearn_clone__(self)
+
+    def predict_proba(self, X):
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self)
+        return predict_proba(self.model_, np.asarray(X, dtype=np.float32))
+
+    def predict(self, X):
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+def fold_ensemble(architecture: str, x, y, k: int, epochs: int, batch_size: int = CPU_BATCH,
+                  seed: int = config.DEFAULT_SEED, jit_compile: bool = False, **build_kwargs) -> list:
+    """Train ``k`` networks, each on all folds but one and validated on that one (early stopping)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    members = []
+    folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    for i, (fit_index, val_index) in enumerate(folds.split(x, y)):
+        print(f"--- member {i + 1}/{k}")
+        keras.utils.set_random_seed(seed + i)
+        model = build(architecture, jit_compile=jit_compile, seed=seed + i, **build_kwargs)
+        model.fit(x[fit_index], y[fit_index], validation_data=(x[val_index], y[val_index]), epochs=epochs,
+                  batch_size=batch_size, callbacks=callbacks(), verbose=0)
+        members.append(model)
+    return members

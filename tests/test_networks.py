@@ -1,0 +1,71 @@
+"""Keras builders, the search wrapper and the ensemble vote (small inputs, one epoch)."""
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+
+from mnistlab import networks
+from mnistlab.data import load_dataset
+
+
+@pytest.fixture(scope="module")
+def small():
+    ds = load_dataset("mnist-sample", "smoke", seed=0)
+    return networks.images(ds.x_train[:300]), ds.y_train[:300], networks.images(ds.x_test[:100])
+
+
+@pytest.mark.parametrize("architecture", networks.ARCHITECTURES)
+def test_builders_output_probabilities(architecture, small):
+    x, _, _ = small
+    model = networks.build(architecture)
+    proba = networks.predict_proba(model, x[:8])
+    assert proba.shape == (8, 10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-4)
+    assert model.count_params() > 10_000
+
+
+def test_augmentation_is_identity_at_inference(small):
+    x, _, _ = small
+    layer = networks.augmentation(seed=0)
+    batch = x[:4, :, :, None]
+    np.testing.assert_allclose(np.asarray(layer(batch, training=False)), batch)
+    assert not np.allclose(np.asarray(layer(batch, training=True)), batch)
+
+
+def test_seeded_training_is_reproducible(small, capsys):
+    x, y, x_test = small
+    runs = []
+    for _ in range(2):
+        networks.setup_device(seed=5)
+        model = networks.build("simple_cnn")
+        history, per_epoch = networks.train(model, x, y, epochs=1, seed=5)
+        runs.append(networks.predict_proba(model, x_test))
+    np.testing.assert_array_equal(runs[0].argmax(1), runs[1].argmax(1))
+    np.testing.assert_allclose(runs[0], runs[1], atol=1e-5)
+    assert "epoch  1/1:" in capsys.readouterr().out and per_epoch > 0
+
+
+def test_vote_majority_and_average():
+    a = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8]])
+    b = np.array([[0.6, 0.4], [0.45, 0.55], [0.9, 0.1]])
+    c = np.array([[0.1, 0.9], [0.7, 0.3], [0.3, 0.7]])
+    np.testing.assert_array_equal(networks.vote([a, b, c], "majority"), [0, 1, 1])
+    np.testing.assert_array_equal(networks.vote([a, b, c], "average"), [0, 0, 1])  # row 1: 0.52 vs 0.48
+    # a tie in votes goes to the higher mean probability
+    np.testing.assert_array_equal(networks.vote([a, c], "majority"), [0, 0, 1])
+    with pytest.raises(ValueError, match="choose one of"):
+        networks.vote([a], "median")
+
+
+def test_cnn_classifier_clone_search_and_predict(small):
+    x, y, x_test = small
+    estimator = networks.CNNClassifier(epochs=1, batch_size=32, dropout=0.3, seed=1)
+    copy = clone(estimator)
+    assert copy.get_params() == estimator.get_params()
+    assert copy.fit_kwargs == {"epochs": 1, "batch_size": 32, "verbose": 0}
+    search = GridSearchCV(estimator, {"optimizer": ["adam", "rmsprop"]}, cv=2).fit(x.reshape(300, -1), y)
+    assert set(search.cv_results_["param_optimizer"]) == {"adam", "rmsprop"}
+    pred = search.predict(x_test.reshape(100, -1))
+    assert pred.shape == (100,) and set(pred) <= set(range(10))
+    proba = search.best_estimator_.predict_proba(x_test.reshape(100, -1))
+    np.testing.assert_array_equal(search.best_estimator_.classes_[proba.argmax(1)], pred)

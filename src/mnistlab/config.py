@@ -75,6 +75,7 @@ class Profile:
     embedding_samples: int  # points in the 2-D embedding (t-SNE)
     grid: str  # "tiny", "small" or "full": size of hyper-parameter grids
     search_max_train: int  # training images used by grid searches and the slowest models
+    cnn_search_max_train: int  # training images for the CNN grid search (3-fold at most)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -82,11 +83,14 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", max_train=600, max_test=300, cv_folds=2, epochs=1,
-                     embedding_samples=300, grid="tiny", search_max_train=600),
+                     embedding_samples=300, grid="tiny", search_max_train=600,
+                     cnn_search_max_train=600),
     "quick": Profile("quick", max_train=8000, max_test=2000, cv_folds=3, epochs=8,
-                     embedding_samples=1500, grid="small", search_max_train=4000),
+                     embedding_samples=1500, grid="small", search_max_train=3000,
+                     cnn_search_max_train=3000),
     "full": Profile("full", max_train=None, max_test=None, cv_folds=5, epochs=30,
-                    embedding_samples=5000, grid="full", search_max_train=10000),
+                    embedding_samples=5000, grid="full", search_max_train=10000,
+                    cnn_search_max_train=4000),
 }
 
 

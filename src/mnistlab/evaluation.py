@@ -74,8 +74,26 @@ def write_json_atomic(path: Path, payload) -> Path:
     return path
 
 
-def write_metrics(notebook: str, dataset, results: list[dict], **extra) -> Path:
-    """Write ``reports/metrics/<notebook>.json`` for a chapter; ``dataset`` is a :class:`Dataset`."""
+def write_metrics(notebook: str, dataset, results: list[dict], predictions: dict | None = None,
+                  **extra) -> Path:
+    """Write ``reports/metrics/<notebook>.json`` for a chapter; ``dataset`` is a :class:`Dataset`.
+
+    ``predictions`` (model name -> test predictions) go to ``<notebook>.predictions.npz`` beside
+    it, so that the results chapter can compare models image by image.
+    """
+    results = [dict(r) for r in results]
+    if predictions:
+        arrays = {"y_true": np.asarray(dataset.y_test)}
+        for i, record in enumerate(results):
+            if record["model"] in predictions:
+                record["predictions_key"] = f"model_{i}"
+                arrays[f"model_{i}"] = np.asarray(predictions[record["model"]])
+        target = config.metrics_dir() / f"{notebook}.predictions.npz"
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".npz", dir=target.parent)
+        os.close(fd)
+        np.savez_compressed(tmp, **arrays)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
     payload = {"notebook": notebook, "dataset": dataset.name, "source": dataset.source,
                "profile": dataset.profile, "seed": dataset.seed, "results": results, **extra}
     return write_json_atomic(config.metrics_dir() / f"{notebook}.json", payload)
@@ -154,10 +172,12 @@ def cv_table(search, top: int = 10):
 
     results = pd.DataFrame(search.cv_results_)
     params = [c for c in results if c.startswith("param_")]
-    table = results[["rank_test_score", *params, "mean_test_score", "std_test_score", "mean_fit_time"]]
+    rounds = ["iter", "n_resources"] if "iter" in results else []  # successive halving
+    table = results[["rank_test_score", *rounds, *params, "mean_test_score", "std_test_score", "mean_fit_time"]]
     table = table.rename(columns={c: c.removeprefix("param_").split("__")[-1] for c in params})
     table = table.rename(columns={"rank_test_score": "rank", "mean_test_score": "mean CV accuracy",
-                                  "std_test_score": "std", "mean_fit_time": "fit seconds"})
+                                  "std_test_score": "std", "mean_fit_time": "fit seconds",
+                                  "iter": "round", "n_resources": "images"})
     return table.sort_values("rank").head(top).reset_index(drop=True)
 
 

@@ -278,6 +278,7 @@ def vote(probabilities, method: str = "average") -> np.ndarray:
 def _model_for_wrapper(X, y, architecture, optimizer, learning_rate, activation, kernel_initializer,
                        dropout, seed, jit_compile):
     """Builder called by ``keras.wrappers.SKLearnClassifier`` (one-hot targets: categorical loss)."""
+    keras.backend.clear_session()  # a search builds hundreds of models: free the old graphs
     keras.utils.set_random_seed(seed)
     model = BUILDERS[architecture](input_shape=(X.shape[1],), n_classes=y.shape[1], activation=activation,
                                    kernel_initializer=kernel_initializer, dropout=dropout, seed=seed)

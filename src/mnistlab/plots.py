@@ -27,12 +27,25 @@ def setup_notebook() -> None:
         pass
 
 
-def save_fig(fig, name: str, tight: bool = True) -> None:
-    """Save ``fig`` as ``figures/<name>.png`` under the run's output directory."""
+def save_fig(fig, name: str, caption: str | None = None, tight: bool = True) -> None:
+    """Save ``fig`` as ``figures/<name>.png`` under the run's output directory.
+
+    With a ``caption`` (and inside a notebook) the figure is shown with it, and becomes a
+    numbered, captioned figure in the PDF report.
+    """
     path = config.figures_dir() / f"{name}.png"
     if tight:
         fig.tight_layout()
     fig.savefig(path, dpi=150, bbox_inches="tight")
+    if caption:
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+        except ImportError:  # pragma: no cover - plain Python without IPython
+            return
+        if get_ipython() is not None:
+            display(fig, metadata={"caption": caption})
+            plt.close(fig)
 
 
 def digit_grid(images, labels=None, class_names=None, n_cols: int = 10, title: str | None = None,
@@ -151,7 +164,8 @@ class Table:
         frame = self._formatted().astype(str)
         caption = escape_latex(self.caption) if self.caption else None
         latex = frame.to_latex(index=self.index, escape=True, caption=caption, position="htbp")
-        return latex.replace("\\begin{tabular}", "\\centering\n\\begin{tabular}")
+        latex = latex.replace("\\begin{tabular}", "\\centering\n\\adjustbox{max width=\\linewidth}{\\begin{tabular}")
+        return latex.replace("\\end{tabular}", "\\end{tabular}}")
 
     def __repr__(self) -> str:
         return self._formatted().to_string(index=self.index)
@@ -284,4 +298,32 @@ def misclassified_gallery(x, y_true, proba, class_names, n: int = 24, n_cols: in
         ax.imshow(x[i], cmap="binary")
         ax.set_title(f"true {class_names[y_true[i]]}\npred {class_names[pred[i]]} {proba[i, pred[i]]:.0%}\n"
                      f"2nd {class_names[second]} {proba[i, second]:.0%}", fontsize=7)
+    return fig
+
+
+def accuracy_vs_time(board):
+    """Test accuracy against training time (log scale), one labelled point per model."""
+    fig, ax = plt.subplots(figsize=(8, 5))
+    chapters = sorted(board["chapter"].unique())
+    palette = dict(zip(chapters, sns.color_palette("tab10", len(chapters))))
+    for _, row in board.iterrows():
+        ax.errorbar(max(row["fit s"], 1e-3), row["accuracy"],
+                    yerr=[[row["accuracy"] - row["CI low"]], [row["CI high"] - row["accuracy"]]],
+                    fmt="o", color=palette[row["chapter"]], ms=5, capsize=2)
+        ax.annotate(row["model"], (max(row["fit s"], 1e-3), row["accuracy"]), fontsize=6,
+                    textcoords="offset points", xytext=(4, 2))
+    for chapter, color in palette.items():
+        ax.plot([], [], "o", color=color, label=f"chapter {chapter}")
+    ax.set_xscale("log")
+    ax.set_xlabel("training time (seconds, log scale)")
+    ax.set_ylabel("test accuracy (95% CI)")
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def heatmap(frame, fmt: str = ".2f", cmap: str = "viridis", **kwargs):
+    """A labelled heat map of a DataFrame (rows and columns as they are)."""
+    fig, ax = plt.subplots(figsize=(min(14, 1 + 0.8 * frame.shape[1]), 0.45 * frame.shape[0] + 1.2))
+    sns.heatmap(frame, annot=True, fmt=fmt, cmap=cmap, cbar=False, ax=ax, annot_kws={"fontsize": 7}, **kwargs)
+    ax.tick_params(labelsize=8)
     return fig

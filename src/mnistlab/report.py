@@ -181,21 +181,35 @@ def merge_notebooks(paths, info: dict):
     return merged
 
 
-def _for_pdf(merged):
-    """The PDF flavour: no Colab badges (remote images cannot be typeset)."""
+def _for_pdf(merged, summary: str | None = None):
+    """The PDF flavour: no Colab badges (remote images cannot be typeset), and the executive
+    summary as an unnumbered first chapter."""
     pdf = copy.deepcopy(merged)
     for cell in pdf.cells:
         if cell.cell_type == "markdown":
             cell.source = _BADGE.sub("", cell.source)
+    if summary:
+        pdf.cells.insert(0, nbformat.v4.new_markdown_cell(f"# Executive summary {{-}}\n\n{summary}"))
     return pdf
 
 
-def _for_html(merged):
+def _for_html(merged, summary: str | None = None):
     html = copy.deepcopy(merged)
     rows = "\n".join(f"| {k} | {v} |" for k, v in merged.metadata["mnistlab"]["title_rows"])
     intro = f"# {merged.metadata['title']}\n\n| | |\n|---|---|\n{rows}\n"
+    if summary:
+        intro += f"\n## Executive summary\n\n{summary}"
     html.cells.insert(0, nbformat.v4.new_markdown_cell(intro))
     return html
+
+
+def summary_markdown(info: dict) -> str | None:
+    """The executive summary from this run's metrics files (None when there are none)."""
+    from .results import executive_summary, load_metrics
+
+    metrics = load_metrics()
+    metrics = {name: m for name, m in metrics.items() if f"{name}.ipynb" in info["notebooks"]}
+    return executive_summary(metrics, info) if metrics else None
 
 
 def _write_atomic(path: Path, data: bytes | str) -> None:
@@ -229,7 +243,8 @@ def build_report(pdf: bool = True) -> dict:
         check_tex()
     written = {}
 
-    html_body, _ = HTMLExporter().from_notebook_node(_for_html(merged))
+    summary = summary_markdown(info)
+    html_body, _ = HTMLExporter().from_notebook_node(_for_html(merged, summary))
     if pdf:
         cfg = Config()
         cfg.TemplateExporter.exclude_input = True
@@ -238,7 +253,7 @@ def build_report(pdf: bool = True) -> dict:
         exporter = PDFExporter(config=cfg, extra_template_paths=[str(TEMPLATES)],
                                template_file="mnistlab_report.tex.j2")
         pdf_bytes, _ = exporter.from_notebook_node(
-            _for_pdf(merged), resources={"metadata": {"name": "report", "path": str(reports)}})
+            _for_pdf(merged, summary), resources={"metadata": {"name": "report", "path": str(reports)}})
         _write_atomic(reports / "report.pdf", pdf_bytes)
         written["pdf"] = str(reports / "report.pdf")
     _write_atomic(reports / "report.html", html_body)

@@ -22,9 +22,9 @@ def pca_svc_grid(profile) -> dict:
     return PCA_SVC_GRIDS[config.get_profile(profile).grid]
 
 
-def search_subset(x, y, profile, seed: int = config.DEFAULT_SEED):
-    """A stratified subset of at most ``profile.search_max_train`` examples for searches."""
-    limit = config.get_profile(profile).search_max_train
+def search_subset(x, y, profile, seed: int = config.DEFAULT_SEED, limit: int | None = None):
+    """A stratified subset of at most ``limit`` (default ``profile.search_max_train``) examples."""
+    limit = limit or config.get_profile(profile).search_max_train
     if limit >= len(y):
         return x, y
     x_sub, _, y_sub, _ = train_test_split(x, y, train_size=limit, stratify=y, random_state=seed)
@@ -40,7 +40,7 @@ def grid_size(grid: dict) -> int:
 CNN_GRIDS = {
     "tiny": {"optimizer": ["adam"], "batch_size": [64], "kernel_initializer": ["glorot_uniform"],
              "activation": ["relu"], "dropout": [0.25], "epochs": [1]},
-    "small": {"optimizer": ["adam", "nadam", "rmsprop"], "batch_size": [32, 128],
+    "small": {"optimizer": ["adam", "rmsprop"], "batch_size": [32, 128],
               "kernel_initializer": ["glorot_uniform", "he_normal"], "activation": ["relu"],
               "dropout": [0.25, 0.5], "epochs": [3]},
     "full": {"optimizer": ["adam", "nadam", "rmsprop"], "batch_size": [32, 128],

@@ -1,0 +1,92 @@
+import json
+
+import numpy as np
+import pytest
+
+from conftest import REPO
+from mnistlab import config, results
+from mnistlab.data import load_dataset
+from mnistlab.evaluation import result_record, write_metrics
+
+
+@pytest.fixture
+def two_chapters():
+    ds = load_dataset("mnist-sample", "smoke", seed=0)
+    y = ds.y_test
+    good = y.copy()
+    good[:6] = (good[:6] + 1) % 10
+    poor = y.copy()
+    poor[:60] = (poor[:60] + 1) % 10
+    write_metrics("04_a", ds, [result_record("poor", y, poor, fit_seconds=1.0, n_train=600)], {"poor": poor})
+    write_metrics("05_b", ds, [result_record("good", y, good, fit_seconds=30.0, n_train=600, n_params=1234)],
+                  {"good": good})
+    return ds, good, poor
+
+
+def test_leaderboard_ranks_across_chapters(two_chapters):
+    board = results.leaderboard(results.load_metrics())
+    assert list(board["model"]) == ["good", "poor"]
+    assert board.loc[0, "parameters"] == 1234 and board.loc[0, "chapter"] == "05"
+    assert board.loc[0, "CI low"] < board.loc[0, "accuracy"] < board.loc[0, "CI high"]
+
+
+def test_predictions_round_trip(two_chapters):
+    ds, good, poor = two_chapters
+    y_true, predictions = results.all_predictions(results.load_metrics())
+    np.testing.assert_array_equal(y_true, ds.y_test)
+    np.testing.assert_array_equal(predictions["good"], good)
+    np.testing.assert_array_equal(predictions["poor"], poor)
+
+
+def test_mcnemar_exact():
+    y = np.zeros(100, dtype=int)
+    a = np.zeros(100, dtype=int)
+    b = np.zeros(100, dtype=int)
+    b[:10] = 1  # b wrong on 10 images where a is right
+    result = results.mcnemar(y, a, b)
+    assert result["only first right"] == 10 and result["only second right"] == 0
+    assert result["p-value"] == pytest.approx(2 * 0.5 ** 10)
+    assert results.mcnemar(y, a, a)["p-value"] == 1.0
+
+
+def test_significance_and_hardest(two_chapters):
+    y_true, predictions = results.all_predictions(results.load_metrics())
+    table = results.significance_table(y_true, predictions, ["good", "poor"])
+    assert table.loc[0, "significant at 5%"] == "yes"
+    hardest, share = results.hardest_images(y_true, predictions, n=6)
+    assert set(hardest) == set(range(6)) and np.all(share == 1.0)
+
+
+def test_executive_summary_numbers_come_from_metrics(two_chapters):
+    metrics = results.load_metrics()
+    text = results.executive_summary(metrics, {"source": "SOURCE LINE"})
+    best = max(r["accuracy"] for m in metrics.values() for r in m["results"])
+    assert f"**{best:.2%}**" in text and "SOURCE LINE" in text and "good" in text
+
+
+def test_mixed_runs_are_refused(two_chapters):
+    path = config.metrics_dir() / "05_b.json"
+    payload = json.loads(path.read_text())
+    payload["profile"] = "full"
+    path.write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match="different runs"):
+        results.check_consistent(results.load_metrics())
+
+
+def test_references_are_marked_external():
+    table = results.references("mnist")
+    assert len(table) >= 5 and table["source"].str.startswith("http").all()
+    assert (table["test accuracy"] <= 1).all()
+    assert "Human" in " ".join(results.references("fashion")["method"])
+
+
+COMMITTED = REPO / "reports" / "metrics"
+
+
+@pytest.mark.skipif(not any(COMMITTED.glob("*.json")), reason="no committed report yet")
+def test_committed_metrics_are_one_run():
+    metrics = results.load_metrics(COMMITTED)
+    run = results.check_consistent(metrics)
+    info = json.loads((REPO / "reports" / "run.json").read_text())
+    assert (run["dataset"], run["profile"]) == (info["dataset"], info["profile"])
+    assert set(f"{name}.ipynb" for name in metrics) <= set(info["notebooks"])

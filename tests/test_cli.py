@@ -12,7 +12,7 @@ def run(*args):
 
 
 @pytest.mark.parametrize("args, expected", [
-    (["data", "--dataset", "emnist"], "unknown dataset 'emnist'; choose one of: auto, mnist, mnist-sample, fashion"),
+    (["data", "--dataset", "emnist"], "unknown dataset 'emnist'; choose one of: auto, mnist, mnist-sample, fashion, noisy-mnist, triplet-mnist"),
     (["run", "--profile", "huge"], "unknown profile 'huge'; choose one of: smoke, quick, full"),
 ])
 def test_cli_rejects_unknown_names_in_one_line(args, expected):

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from conftest import REPO
-from mnistlab import config, report
+from mnistlab import config, data, report
 
 pytestmark = pytest.mark.slow
 FORBIDDEN = ("Traceback", "<pandas.", "Styler at 0x", "oneDNN", "absl", "WARNING", "Warning", "PosixPath",
@@ -83,7 +83,7 @@ def test_unknown_dataset_as_papermill_parameter_is_one_clear_line(tmp_path):
     with pytest.raises(pm.PapermillExecutionError) as err:
         pm.execute_notebook(str(REPO / "notebooks" / "01_data_exploration.ipynb"), str(tmp_path / "out.ipynb"),
                             parameters={"dataset": "emnist", "profile": "smoke"}, progress_bar=False)
-    assert err.value.evalue == "unknown dataset 'emnist'; choose one of: auto, mnist, mnist-sample, fashion"
+    assert err.value.evalue == "unknown dataset 'emnist'; choose one of: auto, mnist, mnist-sample, fashion, noisy-mnist, triplet-mnist"
 
 
 def test_executive_summary_matches_metrics(built):
@@ -95,3 +95,14 @@ def test_executive_summary_matches_metrics(built):
     stated = re.search(r"Best model: .*?test accuracy ([0-9.]+)%", flat)
     assert stated and float(stated.group(1)) == pytest.approx(100 * best, abs=0.005)
     assert "Figure 1.1:" in flat  # captioned, numbered figures
+
+
+@pytest.mark.skipif(not (shutil.which("pdftotext") and data.FASHION_DEBIAN_DIR.exists()),
+                    reason="needs poppler-utils and dataset-fashion-mnist (make setup installs both)")
+def test_whole_course_runs_on_fashion(tmp_path, monkeypatch):
+    monkeypatch.setenv("MNISTLAB_OUTPUT", str(tmp_path))
+    info = report.run_notebooks("fashion", "smoke", seed=1, progress=False)
+    written = report.build_report()
+    flat = " ".join(pdf_text(written["pdf"]).split())
+    assert info["dataset"] == "fashion" and "Fashion-MNIST" in flat
+    assert "Ankle boot" in flat and "Sneaker" in flat  # class names, not digits, in tables and plots

@@ -69,3 +69,11 @@ def test_cnn_classifier_clone_search_and_predict(small):
     assert pred.shape == (100,) and set(pred) <= set(range(10))
     proba = search.best_estimator_.predict_proba(x_test.reshape(100, -1))
     np.testing.assert_array_equal(search.best_estimator_.classes_[proba.argmax(1)], pred)
+
+
+def test_throughput_measures_both_setups():
+    from mnistlab.bench import measure_throughput
+
+    rows = measure_throughput(["dense"], n_images=256)
+    assert rows[0]["ours images/s"] > 0 and rows[0]["plain images/s"] > 0
+    assert rows[0]["ratio"] == pytest.approx(rows[0]["ours images/s"] / rows[0]["plain images/s"], rel=0.01)

@@ -90,3 +90,10 @@ def test_committed_metrics_are_one_run():
     info = json.loads((REPO / "reports" / "run.json").read_text())
     assert (run["dataset"], run["profile"]) == (info["dataset"], info["profile"])
     assert set(f"{name}.ipynb" for name in metrics) <= set(info["notebooks"])
+
+
+@pytest.mark.skipif(not any(COMMITTED.glob("*.json")), reason="no committed report yet")
+def test_readme_results_table_is_generated_from_committed_metrics():
+    info = json.loads((REPO / "reports" / "run.json").read_text())
+    expected = results.readme_block(results.load_metrics(COMMITTED), info)
+    assert expected in (REPO / "README.md").read_text(), "run `python -m mnistlab readme` after `make report`"

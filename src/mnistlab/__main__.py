@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(data)
     bench = sub.add_parser("bench", help="time each notebook; write reports/bench.json")
     _common(bench)
+    sub.add_parser("readme", help="rewrite the README's results table from reports/metrics")
     return parser
 
 
@@ -53,6 +54,13 @@ def main(argv=None) -> int:
             data = load_dataset(args.dataset, args.profile, args.seed)
             print(data.source)
             print(data.summary)
+        elif args.command == "readme":
+            import json
+
+            from .results import load_metrics, update_readme
+            info = json.loads((config.reports_dir() / "run.json").read_text())
+            changed = update_readme(config.repo_root() / "README.md", load_metrics(), info)
+            print("README.md results table " + ("updated" if changed else "already up to date"))
         elif args.command == "bench":
             from .bench import run_bench
             run_bench(args.dataset, args.profile, args.seed, args.jobs)

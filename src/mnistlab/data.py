@@ -22,7 +22,7 @@ from sklearn.model_selection import train_test_split
 
 from . import config
 
-DATASETS = ("auto", "mnist", "mnist-sample", "fashion")
+DATASETS = ("auto", "mnist", "mnist-sample", "fashion", "noisy-mnist", "triplet-mnist")
 
 #: Public mirror used by ``keras.datasets`` (override with ``$MNISTLAB_MIRROR``).
 KERAS_MIRROR = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
@@ -234,10 +234,16 @@ def load_dataset(name: str = "auto", profile: str = "quick", seed: int = config.
     """Load a dataset, cut to the profile's sizes with stratified subsets drawn from ``seed``.
 
     ``name`` is ``mnist`` (full MNIST, cached or downloaded), ``mnist-sample`` (10,000
-    real digits bundled with the course), ``fashion`` (Fashion-MNIST) or ``auto``
-    (``mnist`` when it is cached or downloadable, else ``mnist-sample``).
+    real digits bundled with the course), ``fashion`` (Fashion-MNIST), ``auto``
+    (``mnist`` when it is cached or downloadable, else ``mnist-sample``), or a variant
+    generated from ``auto``: ``noisy-mnist`` (:func:`load_noisy`) or ``triplet-mnist``
+    (:func:`load_triplets`).
     """
     config.check_name("dataset", name, DATASETS)
+    if name == "noisy-mnist":
+        return load_noisy("auto", profile, seed)
+    if name == "triplet-mnist":
+        return load_triplets("auto", profile, seed)
     prof = config.get_profile(profile)
     notes = []
     if name == "auto":
@@ -259,3 +265,36 @@ def load_dataset(name: str = "auto", profile: str = "quick", seed: int = config.
     x_test, y_test = _subsample(x_test, y_test, prof.max_test, seed)
     return Dataset(name, x_train.astype(np.uint8), y_train.astype(np.int64), x_test.astype(np.uint8),
                    y_test.astype(np.int64), list(class_names), source, prof.name, seed, notes)
+
+
+def load_noisy(base: str = "auto", profile: str = "quick", seed: int = config.DEFAULT_SEED,
+               level: float | None = None, transform_share: float | None = None) -> Dataset:
+    """``base`` with uniform noise of amplitude ``level`` and some images rotated, flipped or
+    transposed (:func:`mnistlab.variants.noisy_digits`); deterministic for ``seed``."""
+    from . import variants
+
+    level = variants.NOISE_LEVEL if level is None else level
+    share = variants.TRANSFORM_SHARE if transform_share is None else transform_share
+    ds = load_dataset(base, profile, seed)
+    x_train, _ = variants.noisy_digits(ds.x_train, level, share, seed)
+    x_test, _ = variants.noisy_digits(ds.x_test, level, share, seed + 1)
+    source = (f"noisy variant (noise level {level:.2f}, {share:.0%} of images rotated, flipped or "
+              f"transposed, seed {seed}) of {ds.source}")
+    return Dataset(f"noisy-{ds.name}", x_train, ds.y_train, x_test, ds.y_test, ds.class_names, source,
+                   ds.profile, seed, ds.notes)
+
+
+def load_triplets(base: str = "auto", profile: str = "quick", seed: int = config.DEFAULT_SEED) -> Dataset:
+    """64×64 noisy canvases with three digits of ``base`` each; the label is the largest digit
+    (:func:`mnistlab.variants.triplets`). Training canvases use training digits only."""
+    from . import variants
+
+    ds = load_dataset(base, profile, seed)
+    x_train, y_train, parts_train = variants.triplets(ds.x_train, ds.y_train, len(ds.x_train), seed)
+    x_test, y_test, parts_test = variants.triplets(ds.x_test, ds.y_test, len(ds.x_test), seed + 1)
+    source = (f"triplet variant ({variants.CANVAS}x{variants.CANVAS} canvases, three non-overlapping "
+              f"digits, label = largest, seed {seed}) of {ds.source}")
+    data = Dataset(f"triplet-{ds.name}", x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64),
+                   ds.class_names, source, ds.profile, seed, ds.notes)
+    data.parts_train, data.parts_test = parts_train, parts_test
+    return data

@@ -114,7 +114,8 @@ def augmentation(seed: int = config.DEFAULT_SEED) -> keras.Sequential:
 
 def _inputs(input_shape, augment: bool, seed: int):
     inputs = keras.Input(shape=input_shape)
-    x = layers.Reshape((28, 28, 1))(inputs)
+    side = int(round(np.sqrt(np.prod(input_shape))))  # square images, given flat or as H×W
+    x = layers.Reshape((side, side, 1))(inputs)
     if augment:
         x = augmentation(seed)(x)
     return inputs, x
@@ -236,8 +237,9 @@ def callbacks(patience: int = 5, lines: bool = True) -> list:
 
 
 def validation_split(x, y, fraction: float = 0.1, seed: int = config.DEFAULT_SEED):
-    """Stratified ``(x_fit, x_val, y_fit, y_val)``."""
-    return train_test_split(x, y, test_size=fraction, stratify=y, random_state=seed)
+    """Stratified ``(x_fit, x_val, y_fit, y_val)`` (plain random when a class is too rare)."""
+    stratify = y if np.unique(y, return_counts=True)[1].min() >= 2 else None
+    return train_test_split(x, y, test_size=fraction, stratify=stratify, random_state=seed)
 
 
 def train(model, x, y, epochs: int, batch_size: int = CPU_BATCH, seed: int = config.DEFAULT_SEED,
@@ -356,3 +358,47 @@ def fold_ensemble(architecture: str, x, y, k: int, epochs: int, batch_size: int 
                   batch_size=batch_size, callbacks=callbacks(), verbose=0)
         members.append(model)
     return members
+
+
+def build_autoencoder(input_shape=(28, 28)) -> keras.Model:
+    """A small convolutional denoising autoencoder: noisy image in, clean image out (both in [0, 1])."""
+    inputs = keras.Input(shape=input_shape)
+    x = layers.Reshape((*input_shape, 1))(inputs)
+    x = layers.Conv2D(32, 3, padding="same", activation="relu")(x)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Conv2D(32, 3, padding="same", activation="relu")(x)
+    x = layers.UpSampling2D(2)(x)
+    x = layers.Conv2D(1, 3, padding="same", activation="sigmoid", dtype="float32")(x)
+    model = keras.Model(inputs, layers.Reshape(input_shape)(x), name="denoiser")
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+def transfer(model: keras.Model, x, y, epochs: int, freeze_base: bool, batch_size: int = CPU_BATCH,
+             learning_rate: float = 3e-4, seed: int = config.DEFAULT_SEED):
+    """A copy of a trained ``model``, trained further on ``(x, y)``: every layer (fine-tuning), or
+    only the final classifier with the convolutional base frozen. Returns ``(model, history)``."""
+    keras.utils.set_random_seed(seed)
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    if freeze_base:
+        for layer in copy.layers[:-1]:
+            layer.trainable = False
+    copy.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
+                 metrics=["accuracy"])
+    history, _ = train(copy, x, y, epochs=epochs, batch_size=batch_size, seed=seed)
+    return copy, history
+
+
+def robustness(models: dict, x_clean, y, levels, seed: int = config.DEFAULT_SEED):
+    """Test accuracy of each model as uniform noise of each level is added (no rotations)."""
+    import pandas as pd
+
+    from .variants import noisy_digits
+
+    rows = {}
+    for level in levels:
+        noisy, _ = noisy_digits(x_clean, level=level, transform_share=0.0, seed=seed)
+        rows[level] = {name: float(np.mean(predict_proba(m, images(noisy)).argmax(1) == y))
+                       for name, m in models.items()}
+    return pd.DataFrame(rows).T.rename_axis("noise level")

@@ -58,7 +58,8 @@ def digit_grid(images, labels=None, class_names=None, n_cols: int = 10, title: s
     for ax in axes.ravel():
         ax.axis("off")
     for i, (ax, image) in enumerate(zip(axes.ravel(), images)):
-        ax.imshow(image.reshape(28, 28), cmap="binary", interpolation="nearest")
+        side = int(round(np.sqrt(image.size)))
+        ax.imshow(image.reshape(side, side), cmap="binary", interpolation="nearest")
         if labels is not None:
             label = labels[i]
             ax.set_title(class_names[label] if class_names is not None and not isinstance(label, str)
@@ -236,7 +237,7 @@ def confusion_matrices(y_true, y_pred, class_names):
     from sklearn.metrics import ConfusionMatrixDisplay
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 5))
-    options = {"display_labels": class_names, "colorbar": False,
+    options = {"display_labels": class_names, "colorbar": False, "labels": np.arange(len(class_names)),
                "xticks_rotation": 45 if len(max(class_names, key=len)) > 2 else 0}
     ConfusionMatrixDisplay.from_predictions(y_true, y_pred, ax=axes[0], **options)
     ConfusionMatrixDisplay.from_predictions(y_true, y_pred, ax=axes[1], normalize="true",
@@ -244,7 +245,7 @@ def confusion_matrices(y_true, y_pred, class_names):
     errors = np.asarray(y_true) != np.asarray(y_pred)
     ConfusionMatrixDisplay.from_predictions(
         y_true, y_pred, ax=axes[2], normalize="true", values_format=".0%",
-        sample_weight=errors.astype(float), labels=np.arange(len(class_names)), **options)
+        sample_weight=errors.astype(float), **options)
     for ax, title in zip(axes, ["counts", "share of each true class", "errors only (share of each row)"]):
         ax.set_title(title)
         ax.grid(False)

@@ -49,6 +49,8 @@ def leaderboard(metrics: dict[str, dict], task: str = "multiclass") -> pd.DataFr
     """One row per model of ``task`` across all chapters, most accurate first."""
     rows = []
     for notebook, payload in metrics.items():
+        if payload.get("variant"):  # other test images (noisy, multi-digit): see variant_table
+            continue
         for r in payload["results"]:
             if r.get("task", "multiclass") != task:
                 continue
@@ -79,6 +81,8 @@ def all_predictions(metrics: dict[str, dict], directory: Path | None = None):
     """``(y_true, {model: predictions})`` over all chapters; raises if test sets differ."""
     y_true, found = None, {}
     for notebook in metrics:
+        if metrics[notebook].get("variant"):
+            continue
         saved = load_predictions(notebook, directory)
         if not saved:
             continue
@@ -161,3 +165,40 @@ def executive_summary(metrics: dict[str, dict], info: dict) -> str:
                     f"across {len(board)} models.")
     lines += ["", "**Findings.** " + " ".join(findings), ""]
     return "\n".join(lines)
+
+
+README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def readme_block(metrics: dict[str, dict], info: dict, top: int = 10) -> str:
+    """The README's results section, generated from the committed metrics (never typed by hand)."""
+    board = leaderboard(metrics).head(top)
+    lines = [README_START,
+             f"Produced by `make report DATASET={info['dataset']} PROFILE={info['profile']}` "
+             f"(seed {info['seed']}, commit {info['git_commit']}, {info['date']}); "
+             f"test set of {int(board['n test'].iloc[0]):,} images.", "",
+             "| model | chapter | test accuracy | 95% CI | macro F1 | fit s |",
+             "|---|---|---|---|---|---|"]
+    for _, r in board.iterrows():
+        lines.append(f"| {r['model']} | {r['chapter']} | {r['accuracy']:.2%} | {r['CI low']:.2%}–{r['CI high']:.2%} "
+                     f"| {r['macro F1']:.3f} | {r['fit s']:.0f} |")
+    lines.append(README_END)
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, metrics: dict[str, dict], info: dict) -> bool:
+    """Replace the results block of ``readme``; True if it changed."""
+    text = readme.read_text()
+    start, end = text.index(README_START), text.index(README_END) + len(README_END)
+    new = text[:start] + readme_block(metrics, info) + text[end:]
+    if new != text:
+        readme.write_text(new)
+    return new != text
+
+
+def variant_table(metrics: dict[str, dict]) -> pd.DataFrame:
+    """Results of the harder variants (noisy, multi-digit), each on its own test set."""
+    rows = [{"variant": payload["variant"], "model": r["model"], "accuracy": r["accuracy"],
+             "CI low": r["ci95"][0], "CI high": r["ci95"][1], "macro F1": r["macro_f1"], "fit s": r["fit_seconds"]}
+            for payload in metrics.values() if payload.get("variant") for r in payload["results"]]
+    return pd.DataFrame(rows)

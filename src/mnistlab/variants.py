@@ -1,10 +1,16 @@
-"""Derived datasets: noisy digits (and, later, multi-digit images), deterministic for a seed."""
+"""Derived datasets, deterministic for a seed: noisy digits and multi-digit ("max digit") images."""
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from . import config
+
+NOISE_LEVEL = 0.3  # default: uniform noise up to 30% of full intensity
+TRANSFORM_SHARE = 0.2  # default: share of images rotated, flipped or transposed
+TRANSFORMS = ("rot90", "rot180", "rot270", "flip_lr", "flip_ud", "transpose")
+CANVAS = 64  # side of a triplet image
 
 
 def add_uniform_noise(x, level: int = 100, seed: int = config.DEFAULT_SEED) -> np.ndarray:
@@ -12,3 +18,81 @@ def add_uniform_noise(x, level: int = 100, seed: int = config.DEFAULT_SEED) -> n
     rng = np.random.default_rng(seed)
     noise = rng.integers(0, level, size=np.shape(x), dtype=np.int16)
     return np.clip(np.asarray(x, dtype=np.int16) + noise, 0, 255).astype(np.uint8)
+
+
+def _transform(image, name):
+    return {"rot90": lambda a: np.rot90(a, 1), "rot180": lambda a: np.rot90(a, 2),
+            "rot270": lambda a: np.rot90(a, 3), "flip_lr": np.fliplr, "flip_ud": np.flipud,
+            "transpose": np.transpose}[name](image)
+
+
+def noisy_digits(x, level: float = NOISE_LEVEL, transform_share: float = TRANSFORM_SHARE,
+                 seed: int = config.DEFAULT_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Uniform background noise of amplitude ``level`` (0..1) over each whole image, and a
+    random rotation, flip or transpose on a share of the images (as in noisy competition data).
+
+    Returns ``(images, transforms)``; ``transforms`` names what was applied ('' for none).
+    """
+    if not 0 <= level <= 1:
+        raise ValueError(f"noise level must be between 0 and 1, got {level}")
+    rng = np.random.default_rng(seed)
+    x = np.asarray(x, dtype=np.uint8)
+    applied = np.where(rng.random(len(x)) < transform_share, rng.choice(TRANSFORMS, len(x)), "")
+    out = np.array([_transform(img, t) if t else img for img, t in zip(x, applied)], dtype=np.uint8)
+    noise = rng.uniform(0, level * 255, size=out.shape)
+    return np.clip(out + noise, 0, 255).astype(np.uint8), applied
+
+
+def triplets(x, y, n: int, seed: int = config.DEFAULT_SEED, noise: float = 0.15,
+             canvas: int = CANVAS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` canvases (``canvas``×``canvas``) each holding three digits of ``x`` in three of the
+    four quadrants (so they never overlap), with a small random shift and background noise.
+
+    Returns ``(images, labels, parts)``: the label is the largest of the three digits, ``parts``
+    the three digits themselves.
+    """
+    rng = np.random.default_rng(seed)
+    half = canvas // 2
+    slack = half - x.shape[1]
+    if slack < 0:
+        raise ValueError(f"a {canvas}-pixel canvas cannot hold {x.shape[1]}-pixel digits in quadrants")
+    images = np.zeros((n, canvas, canvas), dtype=np.float32)
+    picks = rng.integers(0, len(x), size=(n, 3))
+    for i in range(n):
+        for k, quadrant in enumerate(rng.permutation(4)[:3]):
+            r, c = divmod(int(quadrant), 2)
+            dr, dc = rng.integers(0, slack + 1, size=2)
+            top, left = r * half + dr, c * half + dc
+            images[i, top:top + x.shape[1], left:left + x.shape[2]] = x[picks[i, k]]
+    images += rng.uniform(0, noise * 255, size=images.shape)
+    parts = np.asarray(y)[picks]
+    return np.clip(images, 0, 255).astype(np.uint8), parts.max(axis=1), parts
+
+
+def extract_digits(image, n: int = 3, threshold: int = 100, size: int = 28) -> np.ndarray:
+    """The ``n`` largest connected components of a multi-digit image, each centred on a
+    ``size``×``size`` canvas like an MNIST digit (by area, largest first; blank if missing)."""
+    mask = np.asarray(image) > threshold
+    labels, count = ndimage.label(mask)
+    areas = ndimage.sum(mask, labels, index=np.arange(1, count + 1))
+    out = np.zeros((n, size, size), dtype=np.uint8)
+    for k, component in enumerate(np.argsort(-areas)[:n] + 1):
+        rows, cols = ndimage.find_objects((labels == component).astype(int))[0]
+        crop = np.where(labels[rows, cols] == component, image[rows, cols], 0)
+        h, w = crop.shape
+        if h > size or w > size:
+            continue
+        top, left = (size - h) // 2, (size - w) // 2
+        out[k, top:top + h, left:left + w] = crop
+    return out
+
+
+def threshold_denoise(x, threshold: int) -> np.ndarray:
+    """Set every pixel darker than ``threshold`` to 0 (background)."""
+    x = np.asarray(x)
+    return np.where(x < threshold, 0, x).astype(np.uint8)
+
+
+def median_denoise(x, size: int = 3) -> np.ndarray:
+    """A ``size``×``size`` median filter on each image."""
+    return ndimage.median_filter(np.asarray(x), size=(1, size, size)).astype(np.uint8)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy import stats
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import f1_score
 
 from . import config
 
@@ -98,9 +98,6 @@ def write_metrics(notebook: str, dataset, results: list[dict], predictions: dict
                "profile": dataset.profile, "seed": dataset.seed, "results": results, **extra}
     return write_json_atomic(config.metrics_dir() / f"{notebook}.json", payload)
 
-
-def accuracy(y_true, y_pred) -> float:
-    return float(accuracy_score(y_true, y_pred))
 
 
 def threshold_for_precision(y_true, scores, target: float = 0.90) -> tuple[float, float, float]:

@@ -201,15 +201,14 @@ BUILDERS = {"dense": build_dense, "simple_cnn": build_simple_cnn, "deep_cnn": bu
 
 
 def build(architecture: str, optimizer: str = "adam", learning_rate: float | None = None,
-          jit_compile: bool = False, **kwargs) -> keras.Model:
-    """Build and compile one of :data:`ARCHITECTURES` for integer labels."""
+          jit_compile: bool = False, loss: str = "sparse_categorical_crossentropy", **kwargs) -> keras.Model:
+    """Build and compile one of :data:`ARCHITECTURES` (integer labels unless ``loss`` says otherwise)."""
     config.check_name("architecture", architecture, ARCHITECTURES)
     model = BUILDERS[architecture](**kwargs)
     opt = keras.optimizers.get(optimizer)
     if learning_rate is not None:
         opt.learning_rate = learning_rate
-    model.compile(optimizer=opt, loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                  jit_compile=jit_compile)
+    model.compile(optimizer=opt, loss=loss, metrics=["accuracy"], jit_compile=jit_compile)
     return model
 
 
@@ -282,13 +281,9 @@ def _model_for_wrapper(X, y, architecture, optimizer, learning_rate, activation,
     """Builder called by ``keras.wrappers.SKLearnClassifier`` (one-hot targets: categorical loss)."""
     keras.backend.clear_session()  # a search builds hundreds of models: free the old graphs
     keras.utils.set_random_seed(seed)
-    model = BUILDERS[architecture](input_shape=(X.shape[1],), n_classes=y.shape[1], activation=activation,
-                                   kernel_initializer=kernel_initializer, dropout=dropout, seed=seed)
-    opt = keras.optimizers.get(optimizer)
-    if learning_rate is not None:
-        opt.learning_rate = learning_rate
-    model.compile(optimizer=opt, loss="categorical_crossentropy", metrics=["accuracy"], jit_compile=jit_compile)
-    return model
+    return build(architecture, optimizer, learning_rate, jit_compile, loss="categorical_crossentropy",
+                 input_shape=(X.shape[1],), n_classes=y.shape[1], activation=activation,
+                 kernel_initializer=kernel_initializer, dropout=dropout, seed=seed)
 
 
 class CNNClassifier(keras.wrappers.SKLearnClassifier):
@@ -370,7 +365,7 @@ def build_autoencoder(input_shape=(28, 28)) -> keras.Model:
     x = layers.UpSampling2D(2)(x)
     x = layers.Conv2D(1, 3, padding="same", activation="sigmoid", dtype="float32")(x)
     model = keras.Model(inputs, layers.Reshape(input_shape)(x), name="denoiser")
-    model.compile(optimizer="adam", loss="mse")
+    model.compile(optimizer="adam", loss="binary_crossentropy")  # MSE tends to collapse to a blank image
     return model
 
 

@@ -11,6 +11,8 @@ NOISE_LEVEL = 0.3  # default: uniform noise up to 30% of full intensity
 TRANSFORM_SHARE = 0.2  # default: share of images rotated, flipped or transposed
 TRANSFORMS = ("rot90", "rot180", "rot270", "flip_lr", "flip_ud", "transpose")
 CANVAS = 64  # side of a triplet image
+TRIPLET_NOISE = 0.15  # background noise of a triplet canvas, share of full intensity
+INK_THRESHOLD = int(TRIPLET_NOISE * 255) + 5  # brighter than any noise pixel: ink
 
 
 def add_uniform_noise(x, level: int = 100, seed: int = config.DEFAULT_SEED) -> np.ndarray:
@@ -43,7 +45,7 @@ def noisy_digits(x, level: float = NOISE_LEVEL, transform_share: float = TRANSFO
     return np.clip(out + noise, 0, 255).astype(np.uint8), applied
 
 
-def triplets(x, y, n: int, seed: int = config.DEFAULT_SEED, noise: float = 0.15,
+def triplets(x, y, n: int, seed: int = config.DEFAULT_SEED, noise: float = TRIPLET_NOISE,
              canvas: int = CANVAS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``n`` canvases (``canvas``×``canvas``) each holding three digits of ``x`` in three of the
     four quadrants (so they never overlap), with a small random shift and background noise.
@@ -69,7 +71,7 @@ def triplets(x, y, n: int, seed: int = config.DEFAULT_SEED, noise: float = 0.15,
     return np.clip(images, 0, 255).astype(np.uint8), parts.max(axis=1), parts
 
 
-def extract_digits(image, n: int = 3, threshold: int = 100, size: int = 28) -> np.ndarray:
+def extract_digits(image, n: int = 3, threshold: int = INK_THRESHOLD, size: int = 28) -> np.ndarray:
     """The ``n`` largest connected components of a multi-digit image, each centred on a
     ``size``×``size`` canvas like an MNIST digit (by area, largest first; blank if missing)."""
     mask = np.asarray(image) > threshold

@@ -76,8 +76,8 @@ def test_failing_notebook_names_cell_and_keeps_previous_report(tmp_path, monkeyp
     message = str(err.value)
     assert "01_broken.ipynb" in message and "ZeroDivisionError" in message and "cell" in message
     assert previous.read_bytes() == b"previous report"
-    kept = config.reports_dir() / "executed" / "01_broken.ipynb"
-    assert kept.exists()
+    kept = config.reports_dir() / "executed.partial" / "01_broken.ipynb"
+    assert kept.exists() and str(kept) in message
     assert not (config.reports_dir() / "run.json").exists()
 
 

@@ -241,9 +241,15 @@ def validation_split(x, y, fraction: float = 0.1, seed: int = config.DEFAULT_SEE
     return train_test_split(x, y, test_size=fraction, stratify=stratify, random_state=seed)
 
 
+def patience_for(epochs: int) -> int:
+    """Early-stopping patience: long runs (augmentation converges slowly) get more."""
+    return max(5, epochs // 3)
+
+
 def train(model, x, y, epochs: int, batch_size: int = CPU_BATCH, seed: int = config.DEFAULT_SEED,
-          patience: int = 5, verbose_lines: bool = True):
+          patience: int | None = None, verbose_lines: bool = True):
     """Fit on 90% of ``(x, y)``, validate on a stratified 10%; return ``(history, seconds per epoch)``."""
+    patience = patience_for(epochs) if patience is None else patience
     keras.utils.set_random_seed(seed)
     x_fit, x_val, y_fit, y_val = validation_split(x, y, seed=seed)
     start = time.perf_counter()
@@ -350,7 +356,7 @@ def fold_ensemble(architecture: str, x, y, k: int, epochs: int, batch_size: int 
         keras.utils.set_random_seed(seed + i)
         model = build(architecture, jit_compile=jit_compile, seed=seed + i, **build_kwargs)
         model.fit(x[fit_index], y[fit_index], validation_data=(x[val_index], y[val_index]), epochs=epochs,
-                  batch_size=batch_size, callbacks=callbacks(), verbose=0)
+                  batch_size=batch_size, callbacks=callbacks(patience_for(epochs)), verbose=0)
         members.append(model)
     return members
 

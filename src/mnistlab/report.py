@@ -104,8 +104,11 @@ def run_notebooks(dataset: str = "auto", profile: str = "quick", seed: int = con
     config.get_profile(profile)
     paths = notebook_paths(only)
     data = load_dataset(dataset, profile, seed)
-    executed = config.reports_dir() / "executed"
-    executed.mkdir(parents=True, exist_ok=True)
+    # Execute into a staging folder; it replaces reports/executed/ only when every chapter ran,
+    # so a failed run never mixes new and old chapters under the previous run.json.
+    executed = config.reports_dir() / "executed.partial"
+    shutil.rmtree(executed, ignore_errors=True)
+    executed.mkdir(parents=True)
     resolved = data.name if dataset == "auto" else dataset  # every chapter gets the same data
     params = {"dataset": resolved, "profile": profile, "seed": seed, "n_jobs": jobs}
     timings = {}
@@ -125,6 +128,9 @@ def run_notebooks(dataset: str = "auto", profile: str = "quick", seed: int = con
                     f"{err.exec_count}): {err.ename}: {err.evalue}\nThe partly executed notebook is "
                     f"kept at {target}; the previous report was left in place.") from None
             timings[path.name] = round(time.perf_counter() - start, 2)
+    final = config.reports_dir() / "executed"
+    shutil.rmtree(final, ignore_errors=True)
+    executed.rename(final)
     info = {"title": REPORT_TITLE, "dataset": data.name, "requested_dataset": dataset,
             "source": data.source, "profile": profile, "seed": seed, "jobs": jobs,
             "notebooks": [p.name for p in paths], "seconds": timings,

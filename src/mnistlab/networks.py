@@ -352,11 +352,14 @@ def fold_ensemble(architecture: str, x, y, k: int, epochs: int, batch_size: int 
     members = []
     folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     for i, (fit_index, val_index) in enumerate(folds.split(x, y)):
-        print(f"--- member {i + 1}/{k}")
         keras.utils.set_random_seed(seed + i)
         model = build(architecture, jit_compile=jit_compile, seed=seed + i, **build_kwargs)
-        model.fit(x[fit_index], y[fit_index], validation_data=(x[val_index], y[val_index]), epochs=epochs,
-                  batch_size=batch_size, callbacks=callbacks(patience_for(epochs)), verbose=0)
+        start = time.perf_counter()
+        history = model.fit(x[fit_index], y[fit_index], validation_data=(x[val_index], y[val_index]),
+                            epochs=epochs, batch_size=batch_size,
+                            callbacks=callbacks(patience_for(epochs), lines=False), verbose=0)
+        print(f"member {i + 1}/{k}: {len(history.epoch)} epochs, best val_accuracy "
+              f"{max(history.history['val_accuracy']):.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
         members.append(model)
     return members
 

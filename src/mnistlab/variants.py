@@ -73,9 +73,14 @@ def triplets(x, y, n: int, seed: int = config.DEFAULT_SEED, noise: float = TRIPL
 
 def extract_digits(image, n: int = 3, threshold: int = INK_THRESHOLD, size: int = 28) -> np.ndarray:
     """The ``n`` largest connected components of a multi-digit image, each centred on a
-    ``size``×``size`` canvas like an MNIST digit (by area, largest first; blank if missing)."""
+    ``size``×``size`` canvas like an MNIST digit (by area, largest first; blank if missing).
+
+    The ink mask is dilated by two pixels before labelling, so that a digit drawn in two
+    strokes (a 5 with a detached bar) stays one component; digits are further apart than that.
+    """
     mask = np.asarray(image) > threshold
-    labels, count = ndimage.label(mask)
+    labels, count = ndimage.label(ndimage.binary_dilation(mask, iterations=2))
+    labels = np.where(mask, labels, 0)
     areas = ndimage.sum(mask, labels, index=np.arange(1, count + 1))
     out = np.zeros((n, size, size), dtype=np.uint8)
     for k, component in enumerate(np.argsort(-areas)[:n] + 1):

@@ -14,6 +14,14 @@ def new_notebook(cells):
     return nbformat.v4.new_notebook(cells=cells, metadata=KERNEL)
 
 
+def write_chapter(path, *cells, params="dataset = 'auto'"):
+    """A chapter with a title, a parameters cell and the given code cells."""
+    parameters = nbformat.v4.new_code_cell(params)
+    parameters.metadata["tags"] = ["parameters"]
+    code = [nbformat.v4.new_code_cell(c) for c in cells]
+    nbformat.write(new_notebook([nbformat.v4.new_markdown_cell(f"# {path.stem}"), parameters, *code]), str(path))
+
+
 def executed_notebook(path, title, outputs):
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell(
@@ -63,11 +71,8 @@ def test_report_needs_a_run_first():
 def test_failing_notebook_names_cell_and_keeps_previous_report(tmp_path, monkeypatch):
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
-    params = nbformat.v4.new_code_cell("dataset = 'auto'\nprofile = 'quick'\nseed = 0\nn_jobs = 1")
-    params.metadata["tags"] = ["parameters"]
-    nb = new_notebook([nbformat.v4.new_markdown_cell("# Broken"), params,
-                       nbformat.v4.new_code_cell("print('fine')"), nbformat.v4.new_code_cell("1 / 0")])
-    nbformat.write(nb, str(notebooks / "01_broken.ipynb"))
+    write_chapter(notebooks / "01_broken.ipynb", "print('fine')", "1 / 0",
+                  params="dataset = 'auto'\nprofile = 'quick'\nseed = 0\nn_jobs = 1")
     monkeypatch.setattr(config, "notebooks_dir", lambda: notebooks)
     previous = config.reports_dir() / "report.pdf"
     previous.write_bytes(b"previous report")
@@ -84,11 +89,7 @@ def test_failing_notebook_names_cell_and_keeps_previous_report(tmp_path, monkeyp
 def test_run_json_records_the_run(tmp_path, monkeypatch):
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
-    params = nbformat.v4.new_code_cell("dataset = 'auto'")
-    params.metadata["tags"] = ["parameters"]
-    nb = new_notebook([nbformat.v4.new_markdown_cell("# Tiny"), params,
-                       nbformat.v4.new_code_cell("print(dataset)")])
-    nbformat.write(nb, str(notebooks / "01_tiny.ipynb"))
+    write_chapter(notebooks / "01_tiny.ipynb", "print(dataset)")
     monkeypatch.setattr(config, "notebooks_dir", lambda: notebooks)
     info = report.run_notebooks("auto", "smoke", seed=3, progress=False)
     assert info["dataset"] == "mnist-sample" and info["requested_dataset"] == "auto"
@@ -97,4 +98,4 @@ def test_run_json_records_the_run(tmp_path, monkeypatch):
     executed = nbformat.read(str(config.reports_dir() / "executed" / "01_tiny.ipynb"), 4)
     assert "mnist-sample" in executed.cells[-1].outputs[0]["text"]
     written = report.build_report(pdf=False)
-    assert "Tiny" in open(written["html"]).read()
+    assert "01_tiny" in open(written["html"]).read()

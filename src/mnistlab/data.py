@@ -213,7 +213,7 @@ def _load_sample(seed: int):
     return (x_train, y_train, x_test, y_test), DIGIT_NAMES, source
 
 
-def _subsample(x, y, limit, seed):
+def stratified_subset(x, y, limit, seed):
     """A stratified subset of at most ``limit`` examples (all of them when ``limit`` is None)."""
     if limit is None or limit >= len(y):
         return x, y
@@ -261,8 +261,8 @@ def load_dataset(name: str = "auto", profile: str = "quick", seed: int = config.
     else:
         arrays, class_names, source = _load_sample(seed)
     x_train, y_train, x_test, y_test = arrays
-    x_train, y_train = _subsample(x_train, y_train, prof.max_train, seed)
-    x_test, y_test = _subsample(x_test, y_test, prof.max_test, seed)
+    x_train, y_train = stratified_subset(x_train, y_train, prof.max_train, seed)
+    x_test, y_test = stratified_subset(x_test, y_test, prof.max_test, seed)
     return Dataset(name, x_train.astype(np.uint8), y_train.astype(np.int64), x_test.astype(np.uint8),
                    y_test.astype(np.int64), list(class_names), source, prof.name, seed, notes)
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import train_test_split
-
 from . import config
 
 #: PCA(whiten) + RBF SVC: after whitening each component has unit variance, so useful
@@ -24,11 +22,9 @@ def pca_svc_grid(profile) -> dict:
 
 def search_subset(x, y, profile, seed: int = config.DEFAULT_SEED, limit: int | None = None):
     """A stratified subset of at most ``limit`` (default ``profile.search_max_train``) examples."""
-    limit = limit or config.get_profile(profile).search_max_train
-    if limit >= len(y):
-        return x, y
-    x_sub, _, y_sub, _ = train_test_split(x, y, train_size=limit, stratify=y, random_state=seed)
-    return x_sub, y_sub
+    from .data import stratified_subset
+
+    return stratified_subset(x, y, limit or config.get_profile(profile).search_max_train, seed)
 
 
 def grid_size(grid: dict) -> int:

@@ -61,17 +61,30 @@ def result_record(model: str, y_true, y_pred, *, task: str = "multiclass", fit_s
     return record
 
 
-def write_json_atomic(path: Path, payload) -> Path:
-    """Write JSON to a temporary file beside ``path``, then rename it into place."""
+@contextmanager
+def atomic_path(path: Path):
+    """Yield a temporary path beside ``path``; on success rename it into place, else delete it.
+
+    Readers never see a half-written file, and a failure leaves the previous one untouched.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.chmod(tmp, 0o644)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle, indent=2, sort_keys=False)
-        handle.write("\n")
-    os.replace(tmp, path)
-    return path
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json_atomic(path: Path, payload) -> Path:
+    """Write JSON to a temporary file beside ``path``, then rename it into place."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    return Path(path)
 
 
 def write_metrics(notebook: str, dataset, results: list[dict], predictions: dict | None = None,
@@ -88,12 +101,8 @@ def write_metrics(notebook: str, dataset, results: list[dict], predictions: dict
             if record["model"] in predictions:
                 record["predictions_key"] = f"model_{i}"
                 arrays[f"model_{i}"] = np.asarray(predictions[record["model"]])
-        target = config.metrics_dir() / f"{notebook}.predictions.npz"
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".npz", dir=target.parent)
-        os.close(fd)
-        np.savez_compressed(tmp, **arrays)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
+        with atomic_path(config.metrics_dir() / f"{notebook}.predictions.npz") as tmp:
+            np.savez_compressed(tmp, **arrays)
     payload = {"notebook": notebook, "dataset": dataset.name, "source": dataset.source,
                "profile": dataset.profile, "seed": dataset.seed, "results": results, **extra}
     return write_json_atomic(config.metrics_dir() / f"{notebook}.json", payload)

@@ -24,7 +24,7 @@ from pathlib import Path
 import nbformat
 
 from . import config
-from .evaluation import write_json_atomic
+from .evaluation import atomic_path, write_json_atomic
 
 REPORT_TITLE = "Handwritten-digit classification: a reproducible study"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -220,9 +220,8 @@ def summary_markdown(info: dict) -> str | None:
 
 
 def _write_atomic(path: Path, data: bytes | str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
 
 
 def check_tex() -> None:

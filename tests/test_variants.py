@@ -54,3 +54,23 @@ def test_load_triplets_uses_train_digits_for_train():
     assert ds.x_train.shape == (600, 64, 64) and ds.x_test.shape == (300, 64, 64)
     np.testing.assert_array_equal(ds.y_train, ds.parts_train.max(axis=1))
     assert "label = largest" in ds.source
+
+
+def test_extracted_digits_are_centred_by_mass_like_mnist(base):
+    images, _, _ = variants.triplets(base.x_train, base.y_train, 30, seed=5)
+    crops = np.concatenate([variants.extract_digits(img) for img in images])
+    crops = crops[crops.any(axis=(1, 2))]
+    rows = np.arange(28)[:, None]
+    centre = (crops * rows).sum(axis=(1, 2)) / crops.sum(axis=(1, 2))
+    mnist_centre = (base.x_train * rows).sum(axis=(1, 2)) / base.x_train.sum(axis=(1, 2))
+    assert abs(np.median(centre) - np.median(mnist_centre)) < 0.6
+    assert np.percentile(np.abs(centre - 14), 90) < 1.0  # bounding-box centring misses by 1-3 pixels
+
+
+def test_reoriented_applies_one_transform_to_every_image(base):
+    x = base.x_train[:50]
+    turned = variants.reoriented(x, seed=0)
+    assert turned.shape == x.shape and turned.dtype == np.uint8
+    np.testing.assert_array_equal(turned, variants.reoriented(x, seed=0))
+    assert not np.any([np.array_equal(a, b) for a, b in zip(turned, x)])  # none left as it was
+    np.testing.assert_array_equal(turned.sum(axis=(1, 2)), x.sum(axis=(1, 2)))  # pixels only move

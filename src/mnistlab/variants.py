@@ -45,6 +45,15 @@ def noisy_digits(x, level: float = NOISE_LEVEL, transform_share: float = TRANSFO
     return np.clip(out + noise, 0, 255).astype(np.uint8), applied
 
 
+def reoriented(x, seed: int = config.DEFAULT_SEED) -> np.ndarray:
+    """Each image with one of :data:`TRANSFORMS` applied, drawn at random: extra training
+    examples of the orientations a share of the noisy images come in. Uniform noise looks
+    the same in every orientation, so noisy images can be reoriented as they are."""
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(TRANSFORMS, len(x))
+    return np.array([_transform(img, t) for img, t in zip(np.asarray(x), picks)], dtype=np.uint8)
+
+
 def triplets(x, y, n: int, seed: int = config.DEFAULT_SEED, noise: float = TRIPLET_NOISE,
              canvas: int = CANVAS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``n`` canvases (``canvas``×``canvas``) each holding three digits of ``x`` in three of the
@@ -72,8 +81,10 @@ def triplets(x, y, n: int, seed: int = config.DEFAULT_SEED, noise: float = TRIPL
 
 
 def extract_digits(image, n: int = 3, threshold: int = INK_THRESHOLD, size: int = 28) -> np.ndarray:
-    """The ``n`` largest connected components of a multi-digit image, each centred on a
-    ``size``×``size`` canvas like an MNIST digit (by area, largest first; blank if missing).
+    """The ``n`` largest connected components of a multi-digit image, each placed on a
+    ``size``×``size`` canvas with its centre of mass in the middle, as MNIST digits are
+    (by area, largest first; blank if missing). Centring by the bounding box instead shifts
+    digits by a pixel or two, which costs a pixel-based classifier dearly.
 
     The ink mask is dilated by two pixels before labelling, so that a digit drawn in two
     strokes (a 5 with a detached bar) stays one component; digits are further apart than that.
@@ -89,7 +100,9 @@ def extract_digits(image, n: int = 3, threshold: int = INK_THRESHOLD, size: int 
         h, w = crop.shape
         if h > size or w > size:
             continue
-        top, left = (size - h) // 2, (size - w) // 2
+        centre_row, centre_col = ndimage.center_of_mass(crop.astype(np.float64))
+        top = int(np.clip(round(size / 2 - centre_row), 0, size - h))
+        left = int(np.clip(round(size / 2 - centre_col), 0, size - w))
         out[k, top:top + h, left:left + w] = crop
     return out
 

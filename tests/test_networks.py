@@ -45,6 +45,19 @@ def test_seeded_training_is_reproducible(small, capsys):
     assert "epoch  1/1:" in capsys.readouterr().out and per_epoch > 0
 
 
+def test_cosine_schedule_falls_to_zero_over_the_epochs(small):
+    rate = networks.cosine_decay(1e-3, epochs=10)
+    assert rate(0) == pytest.approx(1e-3) and rate(5) == pytest.approx(5e-4) and rate(10) == pytest.approx(0, abs=1e-12)
+    x, y, _ = small
+    model = networks.build("dense", learning_rate=2e-3)
+    history, _ = networks.train(model, x, y, epochs=3, schedule="cosine", patience=10, verbose_lines=False)
+    np.testing.assert_allclose(history.history["learning_rate"], [2e-3, 1.5e-3, 0.5e-3], rtol=1e-5)
+    with pytest.raises(ValueError, match="choose one of: plateau, cosine"):
+        networks.callbacks(schedule="step")
+    with pytest.raises(ValueError, match="needs the number of epochs"):
+        networks.callbacks(schedule="cosine")
+
+
 def test_vote_majority_and_average():
     a = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8]])
     b = np.array([[0.6, 0.4], [0.45, 0.55], [0.9, 0.1]])

@@ -74,3 +74,12 @@ def test_reoriented_applies_one_transform_to_every_image(base):
     np.testing.assert_array_equal(turned, variants.reoriented(x, seed=0))
     assert not np.any([np.array_equal(a, b) for a, b in zip(turned, x)])  # none left as it was
     np.testing.assert_array_equal(turned.sum(axis=(1, 2)), x.sum(axis=(1, 2)))  # pixels only move
+
+
+def test_largest_digit_ignores_blank_crops():
+    crops = np.zeros((3, 3, 28, 28), dtype=np.uint8)
+    crops[0, :2, 10, 10] = 255  # two digits found
+    crops[1, :, 10, 10] = 255  # three
+    predictions = np.array([[4, 2, 9], [1, 7, 3], [5, 5, 5]])  # the 9 of image 0 sits on a blank crop
+    np.testing.assert_array_equal(variants.largest_digit(predictions, crops), [4, 7, -1])
+    np.testing.assert_array_equal(variants.largest_digit(predictions.ravel(), crops), [4, 7, -1])

@@ -90,7 +90,7 @@ PROFILES: dict[str, Profile] = {
                      cnn_search_max_train=3000),
     "full": Profile("full", max_train=None, max_test=None, cv_folds=5, epochs=30,
                     embedding_samples=5000, grid="full", search_max_train=10000,
-                    cnn_search_max_train=4000),
+                    cnn_search_max_train=3000),
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import time
 
@@ -227,11 +228,31 @@ class EpochLine(keras.callbacks.Callback):
               f" ({time.perf_counter() - self._start:.1f} s)", flush=True)
 
 
-def callbacks(patience: int = 5, lines: bool = True) -> list:
-    """Early stopping with the best weights kept, learning-rate reduction on plateau, epoch lines."""
-    found = [keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience, restore_best_weights=True),
-             keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=max(1, patience // 2),
-                                               min_lr=1e-5)]
+SCHEDULES = ("plateau", "cosine")
+
+
+def cosine_decay(learning_rate: float, epochs: int):
+    """Learning rate of each epoch, falling from ``learning_rate`` to near zero along a half cosine."""
+    return lambda epoch: learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / max(1, epochs)))
+
+
+def callbacks(patience: int = 5, lines: bool = True, schedule: str = "plateau", epochs: int | None = None,
+              learning_rate: float = 1e-3) -> list:
+    """Early stopping with the best weights kept, a learning-rate schedule, and epoch lines.
+
+    ``plateau`` halves the learning rate when the validation loss stalls; ``cosine`` lowers it
+    smoothly to zero over ``epochs`` (with augmentation the validation loss is too noisy for
+    plateaus to show, and a rate that ends near zero settles the weights).
+    """
+    config.check_name("schedule", schedule, SCHEDULES)
+    found = [keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience, restore_best_weights=True)]
+    if schedule == "plateau":
+        found.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
+                                                       patience=max(1, patience // 2), min_lr=1e-5))
+    else:
+        if not epochs:
+            raise ValueError("the cosine schedule needs the number of epochs")
+        found.append(keras.callbacks.LearningRateScheduler(cosine_decay(learning_rate, epochs)))
     return found + [EpochLine()] if lines else found
 
 
@@ -246,15 +267,22 @@ def patience_for(epochs: int) -> int:
     return max(5, epochs // 3)
 
 
+def _learning_rate(model) -> float:
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
+
+
 def train(model, x, y, epochs: int, batch_size: int = CPU_BATCH, seed: int = config.DEFAULT_SEED,
-          patience: int | None = None, verbose_lines: bool = True):
-    """Fit on 90% of ``(x, y)``, validate on a stratified 10%; return ``(history, seconds per epoch)``."""
+          patience: int | None = None, verbose_lines: bool = True, schedule: str = "plateau"):
+    """Fit on 90% of ``(x, y)``, validate on a stratified 10%; return ``(history, seconds per epoch)``.
+
+    ``schedule``: the learning-rate schedule of :func:`callbacks`."""
     patience = patience_for(epochs) if patience is None else patience
     keras.utils.set_random_seed(seed)
     x_fit, x_val, y_fit, y_val = validation_split(x, y, seed=seed)
+    found = callbacks(patience, verbose_lines, schedule, epochs, _learning_rate(model))
     start = time.perf_counter()
     history = model.fit(x_fit, y_fit, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
-                        callbacks=callbacks(patience, verbose_lines), verbose=0)
+                        callbacks=found, verbose=0)
     return history, (time.perf_counter() - start) / max(1, len(history.epoch))
 
 
@@ -345,8 +373,10 @@ class CNNClassifier(keras.wrappers.SKLearnClassifier):
 
 
 def fold_ensemble(architecture: str, x, y, k: int, epochs: int, batch_size: int = CPU_BATCH,
-                  seed: int = config.DEFAULT_SEED, jit_compile: bool = False, **build_kwargs) -> list:
-    """Train ``k`` networks, each on all folds but one and validated on that one (early stopping)."""
+                  seed: int = config.DEFAULT_SEED, jit_compile: bool = False, schedule: str = "plateau",
+                  **build_kwargs) -> list:
+    """Train ``k`` networks, each on all folds but one and validated on that one (early stopping,
+    learning-rate ``schedule`` as in :func:`callbacks`)."""
     from sklearn.model_selection import StratifiedKFold
 
     members = []
@@ -357,7 +387,8 @@ def fold_ensemble(architecture: str, x, y, k: int, epochs: int, batch_size: int 
         start = time.perf_counter()
         history = model.fit(x[fit_index], y[fit_index], validation_data=(x[val_index], y[val_index]),
                             epochs=epochs, batch_size=batch_size,
-                            callbacks=callbacks(patience_for(epochs), lines=False), verbose=0)
+                            callbacks=callbacks(patience_for(epochs), False, schedule, epochs, _learning_rate(model)),
+                            verbose=0)
         print(f"member {i + 1}/{k}: {len(history.epoch)} epochs, best val_accuracy "
               f"{max(history.history['val_accuracy']):.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
         members.append(model)

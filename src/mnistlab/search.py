@@ -41,7 +41,7 @@ CNN_GRIDS = {
               "dropout": [0.25, 0.5], "epochs": [3]},
     "full": {"optimizer": ["adam", "nadam", "rmsprop"], "batch_size": [32, 128],
              "kernel_initializer": ["glorot_uniform", "he_normal"], "activation": ["relu", "elu"],
-             "dropout": [0.25, 0.5], "epochs": [4, 8]},
+             "dropout": [0.25, 0.5], "epochs": [3, 6]},
 }
 
 

@@ -107,6 +107,15 @@ def extract_digits(image, n: int = 3, threshold: int = INK_THRESHOLD, size: int 
     return out
 
 
+def largest_digit(digit_predictions, crops) -> np.ndarray:
+    """The pipeline's answer for each image: the largest digit predicted among its non-blank
+    crops. ``crops`` is images × n × 28 × 28 (from :func:`extract_digits`), ``digit_predictions``
+    one class per crop (images × n, or flat); -1 where no digit was found at all."""
+    crops = np.asarray(crops)
+    predictions = np.asarray(digit_predictions).reshape(crops.shape[:2])
+    return np.where(crops.any(axis=(2, 3)), predictions, -1).max(axis=1)
+
+
 def threshold_denoise(x, threshold: int) -> np.ndarray:
     """Set every pixel darker than ``threshold`` to 0 (background)."""
     x = np.asarray(x)

@@ -106,3 +106,16 @@ def test_whole_course_runs_on_fashion(tmp_path, monkeypatch):
     flat = " ".join(pdf_text(written["pdf"]).split())
     assert info["dataset"] == "fashion" and "Fashion-MNIST" in flat
     assert "Ankle boot" in flat and "Sneaker" in flat  # class names, not digits, in tables and plots
+
+
+def test_bench_times_chapters_without_touching_the_report(isolated):
+    from mnistlab import config
+    from mnistlab.bench import run_bench
+
+    result = run_bench("mnist-sample", "smoke", only=["01"], architectures=["dense"])
+    written = json.loads((config.reports_dir() / "bench.json").read_text())
+    assert list(written["notebook_seconds"]) == ["01_data_exploration.ipynb"]
+    assert written["notebook_seconds"]["01_data_exploration.ipynb"] > 0
+    assert written["throughput"][0]["architecture"] == "dense" and result["profile"] == "smoke"
+    assert not (config.reports_dir() / "metrics" / "01_data_exploration.json").exists()  # the report's metrics are kept
+    assert not (config.reports_dir() / "executed").exists()

@@ -4,11 +4,12 @@ Writes ``reports/bench.json``; nothing here is asserted by tests, it is measured
 
 from __future__ import annotations
 
+import tempfile
 import time
 
 from . import config
 from .evaluation import write_json_atomic
-from .report import run_notebooks
+from .report import environment, run_notebooks
 
 
 def measure_throughput(architectures=None, n_images: int = 4000, seed: int = config.DEFAULT_SEED) -> list[dict]:
@@ -49,15 +50,19 @@ def measure_throughput(architectures=None, n_images: int = 4000, seed: int = con
 
 
 def run_bench(dataset: str = "auto", profile: str = "quick", seed: int = config.DEFAULT_SEED,
-              jobs: int = 2) -> dict:
-    """Measure throughput, then execute every chapter once and record its wall time."""
+              jobs: int = 2, only=None, architectures=None) -> dict:
+    """Measure throughput, then execute every chapter (or those in ``only``) once and record
+    its wall time. The chapters run in a scratch output folder, so benchmarking never replaces
+    the report, its figures or its metrics; only ``reports/bench.json`` is written."""
     print("Training throughput (one epoch on 4,000 images after a warm-up):")
-    throughput = measure_throughput(seed=seed)
-    info = run_notebooks(dataset, profile, seed, jobs, progress=False)
+    throughput = measure_throughput(architectures, seed=seed)
+    reports = config.reports_dir()
+    with tempfile.TemporaryDirectory(prefix="mnistlab-bench-") as scratch, environment(MNISTLAB_OUTPUT=scratch):
+        info = run_notebooks(dataset, profile, seed, jobs, only=only, progress=False)
     result = {"dataset": info["dataset"], "profile": profile, "date": info["date"],
               "git_commit": info["git_commit"], "versions": info["versions"], "throughput": throughput,
               "notebook_seconds": info["seconds"], "total_seconds": round(sum(info["seconds"].values()), 2)}
-    path = write_json_atomic(config.reports_dir() / "bench.json", result)
+    path = write_json_atomic(reports / "bench.json", result)
     width = max(len(name) for name in info["seconds"])
     print(f"\n{'notebook':<{width}}  seconds")
     for name, seconds in info["seconds"].items():

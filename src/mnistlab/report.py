@@ -76,7 +76,8 @@ def versions() -> dict:
 
 
 @contextmanager
-def _environment(**values):
+def environment(**values):
+    """Set environment variables for the duration of a with-block (children see them too)."""
     old = {k: os.environ.get(k) for k in values}
     os.environ.update({k: str(v) for k, v in values.items()})
     try:
@@ -114,7 +115,7 @@ def run_notebooks(dataset: str = "auto", profile: str = "quick", seed: int = con
     timings = {}
     env = {"MNISTLAB_OUTPUT": config.output_dir(), "TF_CPP_MIN_LOG_LEVEL": "3",
            "PYTHONWARNINGS": "ignore", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
-    with _environment(**env):
+    with environment(**env):
         for path in paths:
             target = executed / path.name
             print(f"== {path.name} ({data.name}, {profile})", flush=True)

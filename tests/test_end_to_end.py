@@ -112,10 +112,12 @@ def test_bench_times_chapters_without_touching_the_report(isolated):
     from mnistlab import config
     from mnistlab.bench import run_bench
 
-    result = run_bench("mnist-sample", "smoke", only=["01"], architectures=["dense"])
+    result = run_bench("mnist-sample", "smoke", only=["03"], architectures=["dense"])
     written = json.loads((config.reports_dir() / "bench.json").read_text())
-    assert list(written["notebook_seconds"]) == ["01_data_exploration.ipynb"]
-    assert written["notebook_seconds"]["01_data_exploration.ipynb"] > 0
+    assert list(written["notebook_seconds"]) == ["03_precision_recall_roc.ipynb"]
+    assert written["notebook_seconds"]["03_precision_recall_roc.ipynb"] > 0
+    best = written["best_accuracy"]["03_precision_recall_roc"]
+    assert "10 classes" in best["model"] and 0.5 < best["accuracy"] <= 1
     assert written["throughput"][0]["architecture"] == "dense" and result["profile"] == "smoke"
-    assert not (config.reports_dir() / "metrics" / "01_data_exploration.json").exists()  # the report's metrics are kept
+    assert not (config.reports_dir() / "metrics" / "03_precision_recall_roc.json").exists()  # the report's metrics are kept
     assert not (config.reports_dir() / "executed").exists()

@@ -10,6 +10,7 @@ import time
 from . import config
 from .evaluation import write_json_atomic
 from .report import environment, run_notebooks
+from .results import load_metrics
 
 
 def measure_throughput(architectures=None, n_images: int = 4000, seed: int = config.DEFAULT_SEED) -> list[dict]:
@@ -49,6 +50,19 @@ def measure_throughput(architectures=None, n_images: int = 4000, seed: int = con
     return rows
 
 
+def best_accuracies(metrics: dict[str, dict]) -> dict[str, dict]:
+    """The most accurate model of each chapter: ten-class (or variant) results first, else any task."""
+    best = {}
+    for notebook, payload in metrics.items():
+        found = payload.get("results", [])
+        rows = [r for r in found if r.get("task", "multiclass") == "multiclass"] or found
+        if rows:
+            top = max(rows, key=lambda r: r["accuracy"])
+            best[notebook] = {"model": top["model"], "accuracy": top["accuracy"], "ci95": top["ci95"],
+                              "variant": payload.get("variant")}
+    return best
+
+
 def run_bench(dataset: str = "auto", profile: str = "quick", seed: int = config.DEFAULT_SEED,
               jobs: int = 2, only=None, architectures=None) -> dict:
     """Measure throughput, then execute every chapter (or those in ``only``) once and record
@@ -59,13 +73,18 @@ def run_bench(dataset: str = "auto", profile: str = "quick", seed: int = config.
     reports = config.reports_dir()
     with tempfile.TemporaryDirectory(prefix="mnistlab-bench-") as scratch, environment(MNISTLAB_OUTPUT=scratch):
         info = run_notebooks(dataset, profile, seed, jobs, only=only, progress=False)
+        best = best_accuracies(load_metrics(config.metrics_dir()))
     result = {"dataset": info["dataset"], "profile": profile, "date": info["date"],
               "git_commit": info["git_commit"], "versions": info["versions"], "throughput": throughput,
-              "notebook_seconds": info["seconds"], "total_seconds": round(sum(info["seconds"].values()), 2)}
+              "notebook_seconds": info["seconds"], "total_seconds": round(sum(info["seconds"].values()), 2),
+              "best_accuracy": best}
     path = write_json_atomic(reports / "bench.json", result)
     width = max(len(name) for name in info["seconds"])
     print(f"\n{'notebook':<{width}}  seconds")
     for name, seconds in info["seconds"].items():
         print(f"{name:<{width}}  {seconds:7.1f}")
-    print(f"{'total':<{width}}  {result['total_seconds']:7.1f}\nwrote {path}")
+    print(f"{'total':<{width}}  {result['total_seconds']:7.1f}\n")
+    for notebook, row in best.items():
+        print(f"{notebook:<{width}}  best {row['accuracy']:.2%}  {row['model']}")
+    print(f"wrote {path}")
     return result

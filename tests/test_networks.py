@@ -58,6 +58,20 @@ def test_cosine_schedule_falls_to_zero_over_the_epochs(small):
         networks.callbacks(schedule="cosine")
 
 
+def test_expand_adds_examples_to_the_fit_part_only(small):
+    x, y, _ = small
+    seen = []
+
+    def expand(x_fit, y_fit):
+        seen.append(len(x_fit))
+        return np.concatenate([x_fit, x_fit]), np.concatenate([y_fit, y_fit])
+
+    model = networks.build("dense")
+    history, _ = networks.train(model, x, y, epochs=1, verbose_lines=False, expand=expand)
+    assert seen == [270]  # 90% of 300: the 30 validation images are split off first
+    assert "val_accuracy" in history.history
+
+
 def test_vote_majority_and_average():
     a = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8]])
     b = np.array([[0.6, 0.4], [0.45, 0.55], [0.9, 0.1]])

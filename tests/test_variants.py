@@ -74,6 +74,11 @@ def test_reoriented_applies_one_transform_to_every_image(base):
     np.testing.assert_array_equal(turned, variants.reoriented(x, seed=0))
     assert not np.any([np.array_equal(a, b) for a, b in zip(turned, x)])  # none left as it was
     np.testing.assert_array_equal(turned.sum(axis=(1, 2)), x.sum(axis=(1, 2)))  # pixels only move
+    floats = variants.reoriented(x / 255.0, seed=0)
+    assert floats.dtype == np.float64 and np.allclose(floats * 255, turned)
+    doubled, labels = variants.with_reoriented_copies(x, base.y_train[:50], seed=0)
+    np.testing.assert_array_equal(doubled[50:], turned)
+    np.testing.assert_array_equal(labels, np.tile(base.y_train[:50], 2))
 
 
 def test_largest_digit_ignores_blank_crops():

@@ -272,13 +272,17 @@ def _learning_rate(model) -> float:
 
 
 def train(model, x, y, epochs: int, batch_size: int = CPU_BATCH, seed: int = config.DEFAULT_SEED,
-          patience: int | None = None, verbose_lines: bool = True, schedule: str = "plateau"):
+          patience: int | None = None, verbose_lines: bool = True, schedule: str = "plateau", expand=None):
     """Fit on 90% of ``(x, y)``, validate on a stratified 10%; return ``(history, seconds per epoch)``.
 
-    ``schedule``: the learning-rate schedule of :func:`callbacks`."""
+    ``schedule``: the learning-rate schedule of :func:`callbacks`. ``expand``: a function
+    ``(x, y) -> (x, y)`` applied to the 90% only, to add training examples (say, reoriented
+    copies) that must not leak into the validation images."""
     patience = patience_for(epochs) if patience is None else patience
     keras.utils.set_random_seed(seed)
     x_fit, x_val, y_fit, y_val = validation_split(x, y, seed=seed)
+    if expand is not None:
+        x_fit, y_fit = expand(x_fit, y_fit)
     found = callbacks(patience, verbose_lines, schedule, epochs, _learning_rate(model))
     start = time.perf_counter()
     history = model.fit(x_fit, y_fit, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,

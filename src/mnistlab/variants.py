@@ -49,9 +49,14 @@ def reoriented(x, seed: int = config.DEFAULT_SEED) -> np.ndarray:
     """Each image with one of :data:`TRANSFORMS` applied, drawn at random: extra training
     examples of the orientations a share of the noisy images come in. Uniform noise looks
     the same in every orientation, so noisy images can be reoriented as they are."""
-    rng = np.random.default_rng(seed)
-    picks = rng.choice(TRANSFORMS, len(x))
-    return np.array([_transform(img, t) for img, t in zip(np.asarray(x), picks)], dtype=np.uint8)
+    x = np.asarray(x)
+    picks = np.random.default_rng(seed).choice(TRANSFORMS, len(x))
+    return np.array([_transform(img, t) for img, t in zip(x, picks)], dtype=x.dtype)
+
+
+def with_reoriented_copies(x, y, seed: int = config.DEFAULT_SEED):
+    """``(x, y)`` followed by a reoriented copy of every image (:func:`reoriented`), same labels."""
+    return np.concatenate([x, reoriented(x, seed)]), np.concatenate([y, y])
 
 
 def triplets(x, y, n: int, seed: int = config.DEFAULT_SEED, noise: float = TRIPLET_NOISE,

@@ -1,4 +1,5 @@
 import json
+import subprocess
 
 import nbformat
 import pytest
@@ -99,3 +100,21 @@ def test_run_json_records_the_run(tmp_path, monkeypatch):
     assert "mnist-sample" in executed.cells[-1].outputs[0]["text"]
     written = report.build_report(pdf=False)
     assert "01_tiny" in open(written["html"]).read()
+
+
+def test_git_commit_ignores_the_runs_own_outputs(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    (repo / "reports").mkdir(parents=True)
+    (repo / "src.py").write_text("a = 1\n")
+    (repo / "reports" / "run.json").write_text("{}\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
+    subprocess.run(git[:5] + ["init", "-q", str(repo)], check=True)
+    subprocess.run(git + ["add", "."], check=True)
+    subprocess.run(git + ["commit", "-qm", "x"], check=True)
+    monkeypatch.setenv("MNISTLAB_ROOT", str(repo))
+    clean = report.git_commit()
+    assert clean and "+changes" not in clean and clean != "unknown"
+    (repo / "reports" / "run.json").write_text('{"new": 1}\n')
+    assert report.git_commit() == clean
+    (repo / "src.py").write_text("a = 2\n")
+    assert report.git_commit() == clean + " +changes"

@@ -53,12 +53,14 @@ def notebook_paths(only=None) -> list[Path]:
 
 
 def git_commit() -> str:
-    """Short commit of the checkout, with ``+changes`` when the tree differs from it."""
+    """Short commit of the checkout, with ``+changes`` when its tracked files differ from it
+    (outside ``reports/`` and ``figures/``, which a run itself rewrites)."""
     root = config.repo_root()
     try:
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, check=True,
                                 capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)reports", ":(exclude)figures"], cwd=root,
                                capture_output=True, text=True).stdout.strip()
         return commit + (" +changes" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
@@ -104,6 +106,7 @@ def run_notebooks(dataset: str = "auto", profile: str = "quick", seed: int = con
     config.check_name("dataset", dataset, [d for d in DATASETS if d != "triplet-mnist"])
     config.get_profile(profile)
     paths = notebook_paths(only)
+    commit = git_commit()  # before the run rewrites anything
     data = load_dataset(dataset, profile, seed)
     # Execute into a staging folder; it replaces reports/executed/ only when every chapter ran,
     # so a failed run never mixes new and old chapters under the previous run.json.
@@ -135,7 +138,7 @@ def run_notebooks(dataset: str = "auto", profile: str = "quick", seed: int = con
     info = {"title": REPORT_TITLE, "dataset": data.name, "requested_dataset": dataset,
             "source": data.source, "profile": profile, "seed": seed, "jobs": jobs,
             "notebooks": [p.name for p in paths], "seconds": timings,
-            "date": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "git_commit": git_commit(),
+            "date": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "git_commit": commit,
             "versions": versions()}
     write_json_atomic(config.reports_dir() / "run.json", info)
     return info

@@ -49,7 +49,9 @@ from sklearn.model_selection import train_test_split  # noqa: E402
 from . import config  # noqa: E402
 
 ARCHITECTURES = ("dense", "simple_cnn", "deep_cnn", "resnet")
-CPU_BATCH, GPU_BATCH = 64, 512
+# 128 on a GPU, not 512: with 7,200 training images, batch 512 leaves too few steps per epoch
+# (measured on an H100, JAX, 8 epochs: ResNet 55% with 512, 97.8% with 128).
+CPU_BATCH, GPU_BATCH = 64, 128
 
 
 # --------------------------------------------------------------------------- data and device

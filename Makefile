@@ -29,8 +29,8 @@ system-deps: ## install TeX, pandoc, poppler and Fashion-MNIST with apt-get when
 
 setup: $(VENV)/.installed system-deps ## create .venv, install the package and the system packages
 
-data: $(VENV)/.installed ## fetch and verify DATASET, print its source
-	$(PY) -m mnistlab data $(RUN_ARGS)
+data: $(VENV)/.installed ## fetch and verify DATASET, print its source; FROM=DIR imports files you have
+	$(PY) -m mnistlab data $(RUN_ARGS) $(if $(FROM),--import "$(FROM)")
 
 notebooks: setup ## execute every notebook in order with papermill (reports/executed/)
 	$(PY) -m mnistlab run $(RUN_ARGS)

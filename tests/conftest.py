@@ -22,6 +22,7 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("MNISTLAB_OUTPUT", str(tmp_path / "out"))
     monkeypatch.setenv("MNISTLAB_DATA", str(tmp_path / "cache"))
     monkeypatch.setenv("MNISTLAB_MIRROR", f"http://127.0.0.1:{closed_port()}/")
+    monkeypatch.setenv("MNISTLAB_IDX_MIRROR", f"http://127.0.0.1:{closed_port()}/")
     monkeypatch.setenv("MNISTLAB_NO_PROGRESS", "1")
     return tmp_path
 

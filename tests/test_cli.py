@@ -45,3 +45,16 @@ def test_make_help_lists_targets():
     result = subprocess.run(["make", "-s"], capture_output=True, text=True, cwd=REPO)
     for target in ("setup", "data", "notebooks", "report", "test", "bench", "clean"):
         assert f"  {target} " in result.stdout
+
+
+def test_cli_import_refuses_a_bad_file_by_name(tmp_path):
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b truncated")
+    result = run("data", "--import", str(tmp_path))
+    assert result.returncode == 1
+    assert "train-images-idx3-ubyte.gz: wrong content" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_make_data_from_imports(tmp_path):
+    result = subprocess.run(["make", "-s", "data", f"FROM={tmp_path}"], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode != 0
+    assert f"no data files in {tmp_path}" in result.stderr

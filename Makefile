@@ -10,11 +10,12 @@ PROFILE ?= quick
 JOBS ?= 2
 SEED ?= 42
 RUN_ARGS = --dataset $(DATASET) --profile $(PROFILE) --jobs $(JOBS) --seed $(SEED)
+FORCE ?=
 
-.PHONY: help setup system-deps data notebooks report html test test-fast bench clean
+.PHONY: help setup system-deps data notebooks status report html test test-fast bench clean
 
 help: ## show this list
-	@echo "mnistlab: make <target> [DATASET=auto|mnist|mnist-sample|fashion] [PROFILE=smoke|quick|full] [JOBS=2] [SEED=42]"
+	@echo "mnistlab: make <target> [DATASET=auto|mnist|mnist-sample|fashion] [PROFILE=smoke|quick|full] [JOBS=2] [SEED=42] [FORCE=1]"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml
@@ -32,8 +33,11 @@ setup: $(VENV)/.installed system-deps ## create .venv, install the package and t
 data: $(VENV)/.installed ## fetch and verify DATASET, print its source; FROM=DIR imports files you have
 	$(PY) -m mnistlab data $(RUN_ARGS) $(if $(FROM),--import "$(FROM)")
 
-notebooks: setup ## execute every notebook in order with papermill (reports/executed/)
-	$(PY) -m mnistlab run $(RUN_ARGS)
+notebooks: setup ## execute the stale notebooks in order with papermill (FORCE=1: all of them)
+	$(PY) -m mnistlab run $(RUN_ARGS) $(if $(FORCE),--force)
+
+status: $(VENV)/.installed ## list each chapter as up to date or stale, and why
+	$(PY) -m mnistlab status $(RUN_ARGS)
 
 report: notebooks ## execute the notebooks, then write reports/report.pdf and reports/report.html
 	$(PY) -m mnistlab report
@@ -50,6 +54,6 @@ test-fast: $(VENV)/.installed ## unit tests only (skips notebook execution and t
 bench: setup ## time every notebook in PROFILE; write reports/bench.json
 	$(PY) -m mnistlab bench $(RUN_ARGS)
 
-clean: ## remove generated figures, executed notebooks and caches (keeps .venv and reports/*.pdf)
-	rm -rf figures/*.png reports/executed .pytest_cache
+clean: ## remove generated figures and caches (keeps .venv, the executed chapters and the report)
+	rm -rf figures/*.png reports/executed.partial .pytest_cache
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

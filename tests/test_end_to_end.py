@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from conftest import REPO
-from mnistlab import config, data, report
+from mnistlab import config, data, report, runner
 
 pytestmark = pytest.mark.slow
 FORBIDDEN = ("Traceback", "<pandas.", "Styler at 0x", "oneDNN", "absl", "WARNING", "Warning", "PosixPath",
@@ -29,7 +29,7 @@ def built(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MNISTLAB_OUTPUT", str(out))
         mp.setenv("MNISTLAB_DATA", str(out / "cache"))
-        info = report.run_notebooks("mnist-sample", "smoke", seed=0, jobs=2, progress=False)
+        info = runner.run_notebooks("mnist-sample", "smoke", seed=0, jobs=2, progress=False)
         written = report.build_report()
     return out, info, written
 
@@ -101,7 +101,7 @@ def test_executive_summary_matches_metrics(built):
                     reason="needs poppler-utils and dataset-fashion-mnist (make setup installs both)")
 def test_whole_course_runs_on_fashion(tmp_path, monkeypatch):
     monkeypatch.setenv("MNISTLAB_OUTPUT", str(tmp_path))
-    info = report.run_notebooks("fashion", "smoke", seed=1, progress=False)
+    info = runner.run_notebooks("fashion", "smoke", seed=1, progress=False)
     written = report.build_report()
     flat = " ".join(pdf_text(written["pdf"]).split())
     assert info["dataset"] == "fashion" and "Fashion-MNIST" in flat

@@ -4,7 +4,7 @@ import subprocess
 import nbformat
 import pytest
 
-from mnistlab import config, report
+from mnistlab import config, report, runner
 
 
 KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
@@ -77,8 +77,8 @@ def test_failing_notebook_names_cell_and_keeps_previous_report(tmp_path, monkeyp
     monkeypatch.setattr(config, "notebooks_dir", lambda: notebooks)
     previous = config.reports_dir() / "report.pdf"
     previous.write_bytes(b"previous report")
-    with pytest.raises(report.NotebookFailed) as err:
-        report.run_notebooks("mnist-sample", "smoke", progress=False)
+    with pytest.raises(runner.NotebookFailed) as err:
+        runner.run_notebooks("mnist-sample", "smoke", progress=False)
     message = str(err.value)
     assert "01_broken.ipynb" in message and "ZeroDivisionError" in message and "cell" in message
     assert previous.read_bytes() == b"previous report"
@@ -92,7 +92,7 @@ def test_run_json_records_the_run(tmp_path, monkeypatch):
     notebooks.mkdir()
     write_chapter(notebooks / "01_tiny.ipynb", "print(dataset)")
     monkeypatch.setattr(config, "notebooks_dir", lambda: notebooks)
-    info = report.run_notebooks("auto", "smoke", seed=3, progress=False)
+    info = runner.run_notebooks("auto", "smoke", seed=3, progress=False)
     assert info["dataset"] == "mnist-sample" and info["requested_dataset"] == "auto"
     saved = json.loads((config.reports_dir() / "run.json").read_text())
     assert saved["notebooks"] == ["01_tiny.ipynb"] and saved["seed"] == 3
@@ -112,9 +112,9 @@ def test_git_commit_ignores_the_runs_own_outputs(tmp_path, monkeypatch):
     subprocess.run(git + ["add", "."], check=True)
     subprocess.run(git + ["commit", "-qm", "x"], check=True)
     monkeypatch.setenv("MNISTLAB_ROOT", str(repo))
-    clean = report.git_commit()
+    clean = runner.git_commit()
     assert clean and "+changes" not in clean and clean != "unknown"
     (repo / "reports" / "run.json").write_text('{"new": 1}\n')
-    assert report.git_commit() == clean
+    assert runner.git_commit() == clean
     (repo / "src.py").write_text("a = 2\n")
-    assert report.git_commit() == clean + " +changes"
+    assert runner.git_commit() == clean + " +changes"

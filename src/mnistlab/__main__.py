@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="execute the notebooks in order with papermill")
     _common(run)
     run.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 02")
+    run.add_argument("--force", action="store_true", help="re-execute every chapter, up to date or not")
+    status = sub.add_parser("status", help="which chapters are up to date and which are stale, and why")
+    _common(status)
     report = sub.add_parser("report", help="merge the executed notebooks into report.pdf and report.html")
     report.add_argument("--no-pdf", action="store_true", help="HTML only (no TeX needed)")
     data = sub.add_parser("data", help="fetch and verify a dataset, print its source; or import files")
@@ -37,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from .data import DATASETS, DataError
-    from .report import MissingToolError, NotebookFailed
+    from .report import MissingToolError
+    from .runner import NotebookFailed
 
     try:
         if hasattr(args, "dataset"):
@@ -45,8 +49,16 @@ def main(argv=None) -> int:
         if hasattr(args, "profile"):
             config.get_profile(args.profile)
         if args.command == "run":
-            from .report import run_notebooks
-            run_notebooks(args.dataset, args.profile, args.seed, args.jobs, only=args.only)
+            from .runner import run_notebooks
+            run_notebooks(args.dataset, args.profile, args.seed, args.jobs, only=args.only, force=args.force)
+        elif args.command == "status":
+            from .runner import status
+            states = status(args.dataset, args.profile, args.seed, args.jobs)
+            for state in states:
+                print(state.line())
+            stale = sum(s.stale for s in states)
+            print(f"{stale} of {len(states)} chapters would be executed by `make notebooks`" if stale
+                  else "every chapter is up to date: `make report` only renders")
         elif args.command == "report":
             from .report import build_report
             for kind, path in build_report(pdf=not args.no_pdf).items():

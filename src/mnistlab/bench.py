@@ -9,7 +9,7 @@ import time
 
 from . import config
 from .evaluation import write_json_atomic
-from .report import environment, run_notebooks
+from .runner import environment, run_notebooks
 from .results import load_metrics
 
 
@@ -72,7 +72,7 @@ def run_bench(dataset: str = "auto", profile: str = "quick", seed: int = config.
     throughput = measure_throughput(architectures, seed=seed)
     reports = config.reports_dir()
     with tempfile.TemporaryDirectory(prefix="mnistlab-bench-") as scratch, environment(MNISTLAB_OUTPUT=scratch):
-        info = run_notebooks(dataset, profile, seed, jobs, only=only, progress=False)
+        info = run_notebooks(dataset, profile, seed, jobs, only=only, progress=False, force=True)
         best = best_accuracies(load_metrics(config.metrics_dir()))
     result = {"dataset": info["dataset"], "profile": profile, "date": info["date"],
               "git_commit": info["git_commit"], "versions": info["versions"], "throughput": throughput,

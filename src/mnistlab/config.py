@@ -49,6 +49,17 @@ def metrics_dir() -> Path:
     return path
 
 
+def metrics_output_dir() -> Path:
+    """Where a chapter writes its metrics: the runner's staging folder while it executes a
+    chapter (``$MNISTLAB_METRICS_STAGING``; moved into :func:`metrics_dir` only if the chapter
+    succeeds), else :func:`metrics_dir`."""
+    staging = os.environ.get("MNISTLAB_METRICS_STAGING")
+    if not staging:
+        return metrics_dir()
+    Path(staging).mkdir(parents=True, exist_ok=True)
+    return Path(staging)
+
+
 def data_cache_dir() -> Path:
     """Download cache (raw data is immutable: files are only ever added, after verification)."""
     return Path(os.environ.get("MNISTLAB_DATA") or repo_root() / "data" / "raw")

@@ -101,11 +101,11 @@ def write_metrics(notebook: str, dataset, results: list[dict], predictions: dict
             if record["model"] in predictions:
                 record["predictions_key"] = f"model_{i}"
                 arrays[f"model_{i}"] = np.asarray(predictions[record["model"]])
-        with atomic_path(config.metrics_dir() / f"{notebook}.predictions.npz") as tmp:
+        with atomic_path(config.metrics_output_dir() / f"{notebook}.predictions.npz") as tmp:
             np.savez_compressed(tmp, **arrays)
     payload = {"notebook": notebook, "dataset": dataset.name, "source": dataset.source,
                "profile": dataset.profile, "seed": dataset.seed, "results": results, **extra}
-    return write_json_atomic(config.metrics_dir() / f"{notebook}.json", payload)
+    return write_json_atomic(config.metrics_output_dir() / f"{notebook}.json", payload)
 
 
 

@@ -1,7 +1,7 @@
-"""Execute the chapters with papermill, merge them with nbformat, render HTML and PDF with nbconvert.
+"""Merge the executed chapters with nbformat, render HTML and PDF with nbconvert.
 
-A run writes ``reports/executed/*.ipynb`` and ``reports/run.json``; the report step turns
-those into ``reports/report.html`` (with code) and ``reports/report.pdf`` (without code).
+:mod:`mnistlab.runner` writes ``reports/executed/*.ipynb`` and ``reports/run.json``; this
+turns them into ``reports/report.html`` (with code) and ``reports/report.pdf`` (without code).
 Both files are replaced atomically, and only once everything before them succeeded, so a
 failed run leaves the previous report in place.
 """
@@ -9,139 +9,25 @@ failed run leaves the previous report in place.
 from __future__ import annotations
 
 import copy
-import datetime as _dt
 import json
-import os
-import platform
 import re
 import shutil
-import subprocess
-import time
-from contextlib import contextmanager
-from importlib import metadata
 from pathlib import Path
 
 import nbformat
 
 from . import config
-from .evaluation import atomic_path, write_json_atomic
+from .evaluation import atomic_path
+from .runner import REPORT_TITLE, NotebookFailed
 
-REPORT_TITLE = "Handwritten-digit classification: a reproducible study"
 TEMPLATES = Path(__file__).parent / "templates"
 TEX_PACKAGES = "texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc"
-VERSIONED = ("numpy", "scikit-learn", "tensorflow", "keras", "pandas", "matplotlib")
 _BADGE = re.compile(r"\[!\[[^\]]*\]\([^)]*\)\]\([^)]*\)\s*")
 _OBJECT_REPR = re.compile(r"^<[\w.]+(\s.*)?(at 0x[0-9a-f]+|size \d+x\d+ with \d+ Axes)>$", re.S)
 
 
-class NotebookFailed(RuntimeError):
-    """A chapter raised an error; the message names the notebook and the cell."""
-
-
 class MissingToolError(RuntimeError):
     """xelatex or pandoc is not installed; the message gives the install command."""
-
-
-def notebook_paths(only=None) -> list[Path]:
-    """The chapters in order (``NN_name.ipynb``), optionally only those whose name starts with ``only``."""
-    paths = sorted(config.notebooks_dir().glob("[0-9][0-9]_*.ipynb"))
-    if only:
-        paths = [p for p in paths if any(p.name.startswith(prefix) for prefix in only)]
-        if not paths:
-            raise config.UnknownNameError(f"no notebook matches {only}")
-    return paths
-
-
-def git_commit() -> str:
-    """Short commit of the checkout, with ``+changes`` when its tracked files differ from it
-    (outside ``reports/`` and ``figures/``, which a run itself rewrites)."""
-    root = config.repo_root()
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, check=True,
-                                capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                ":(exclude)reports", ":(exclude)figures"], cwd=root,
-                               capture_output=True, text=True).stdout.strip()
-        return commit + (" +changes" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def versions() -> dict:
-    found = {"python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "not installed"
-    return found
-
-
-@contextmanager
-def environment(**values):
-    """Set environment variables for the duration of a with-block (children see them too)."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update({k: str(v) for k, v in values.items()})
-    try:
-        yield
-    finally:
-        for key, value in old.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def run_notebooks(dataset: str = "auto", profile: str = "quick", seed: int = config.DEFAULT_SEED,
-                  jobs: int = 2, only=None, progress: bool = True) -> dict:
-    """Execute the chapters in order with papermill and write ``reports/run.json``.
-
-    ``dataset='auto'`` is resolved once here, so every chapter uses the same data.
-    Raises :class:`NotebookFailed` naming the notebook and cell when one fails.
-    """
-    import papermill as pm
-
-    from .data import DATASETS, load_dataset
-
-    config.check_name("dataset", dataset, [d for d in DATASETS if d != "triplet-mnist"])
-    config.get_profile(profile)
-    paths = notebook_paths(only)
-    commit = git_commit()  # before the run rewrites anything
-    data = load_dataset(dataset, profile, seed)
-    # Execute into a staging folder; it replaces reports/executed/ only when every chapter ran,
-    # so a failed run never mixes new and old chapters under the previous run.json.
-    executed = config.reports_dir() / "executed.partial"
-    shutil.rmtree(executed, ignore_errors=True)
-    executed.mkdir(parents=True)
-    resolved = data.name if dataset == "auto" else dataset  # every chapter gets the same data
-    params = {"dataset": resolved, "profile": profile, "seed": seed, "n_jobs": jobs}
-    timings = {}
-    env = {"MNISTLAB_OUTPUT": config.output_dir(), "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONWARNINGS": "ignore", "MPLBACKEND": "module://matplotlib_inline.backend_inline"}
-    with environment(**env):
-        for path in paths:
-            target = executed / path.name
-            print(f"== {path.name} ({data.name}, {profile})", flush=True)
-            start = time.perf_counter()
-            try:
-                pm.execute_notebook(str(path), str(target), parameters=params, kernel_name="python3",
-                                    progress_bar=progress, cwd=str(config.output_dir()))
-            except pm.PapermillExecutionError as err:
-                raise NotebookFailed(
-                    f"notebook {path.name} failed in cell {err.cell_index} (execution count "
-                    f"{err.exec_count}): {err.ename}: {err.evalue}\nThe partly executed notebook is "
-                    f"kept at {target}; the previous report was left in place.") from None
-            timings[path.name] = round(time.perf_counter() - start, 2)
-    final = config.reports_dir() / "executed"
-    shutil.rmtree(final, ignore_errors=True)
-    executed.rename(final)
-    info = {"title": REPORT_TITLE, "dataset": data.name, "requested_dataset": dataset,
-            "source": data.source, "profile": profile, "seed": seed, "jobs": jobs,
-            "notebooks": [p.name for p in paths], "seconds": timings,
-            "date": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "git_commit": commit,
-            "versions": versions()}
-    write_json_atomic(config.reports_dir() / "run.json", info)
-    return info
 
 
 # --------------------------------------------------------------------------- merge
@@ -163,13 +49,22 @@ def _clean_outputs(cell) -> None:
 def title_rows(info: dict) -> list[list[str]]:
     """The rows of the title page: what was run, on what data, with which software."""
     v = info.get("versions", {})
-    software = ", ".join(f"{k} {v[k]}" for k in ("python", "scikit-learn", "tensorflow", "keras") if k in v)
+    software = ", ".join(f"{k} {v[k]}" for k in ("python", "scikit-learn", "tensorflow", "keras", "keras backend")
+                         if k in v)
     dataset = info["dataset"]
     if info.get("requested_dataset") == "auto":
         dataset += " (chosen by dataset=auto)"
-    return [["Dataset", dataset], ["Source", info["source"]], ["Profile", info["profile"]],
-            ["Seed", str(info["seed"])], ["Date", info["date"]],
-            ["Git commit", info["git_commit"]], ["Software", software]]
+    rows = [["Dataset", dataset], ["Source", info["source"]], ["Profile", info["profile"]],
+            ["Seed", str(info["seed"])], ["Date", info["date"]], ["Git commit", info["git_commit"]]]
+    chapters = info.get("chapters", {})
+    reused = {name: c for name, c in chapters.items() if c.get("reused")}
+    if reused:
+        when = sorted({c["executed"][:10] for c in reused.values()})
+        commits = sorted({c["git_commit"] for c in reused.values()})
+        rows.append(["Chapters", f"{len(chapters) - len(reused)} executed in this run, {len(reused)} reused "
+                                 f"from the execution cache (executed {', '.join(when)}, commit "
+                                 f"{', '.join(commits)}, same inputs)"])
+    return rows + [["Software", software]]
 
 
 def merge_notebooks(paths, info: dict):
@@ -247,6 +142,9 @@ def build_report(pdf: bool = True) -> dict:
     if not run_file.exists():
         raise FileNotFoundError(f"{run_file} not found: execute the notebooks first (`make notebooks`)")
     info = json.loads(run_file.read_text())
+    if not info.get("complete", True):
+        raise NotebookFailed(f"the last run stopped before every chapter was up to date ({run_file}): "
+                             f"run `make notebooks` (or `make report`) again; the previous report was left in place.")
     paths = [reports / "executed" / name for name in info["notebooks"]]
     merged = merge_notebooks(paths, info)
     if pdf:

@@ -11,8 +11,9 @@ JOBS ?= 2
 SEED ?= 42
 RUN_ARGS = --dataset $(DATASET) --profile $(PROFILE) --jobs $(JOBS) --seed $(SEED)
 FORCE ?=
+EXTRAS := report,lab,cluster,dev
 
-.PHONY: help setup system-deps data notebooks status report html test test-fast bench clean
+.PHONY: help setup system-deps data notebooks status report colab-check lint lab html test test-fast bench clean
 
 help: ## show this list
 	@echo "mnistlab: make <target> [DATASET=auto|mnist|mnist-sample|fashion] [PROFILE=smoke|quick|full] [JOBS=2] [SEED=42] [FORCE=1]"
@@ -22,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "mnistlab needs Python >= 3.10"'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	@touch $@
 
 system-deps: ## install TeX, pandoc, poppler and Fashion-MNIST with apt-get when missing
@@ -50,6 +51,16 @@ test: setup ## run the test suite (unit tests, notebooks in the smoke profile, r
 
 test-fast: $(VENV)/.installed ## unit tests only (skips notebook execution and the PDF)
 	$(PY) -m pytest -m "not slow"
+
+colab-check: $(VENV)/.installed ## run every notebook in an emulated Colab runtime (Python 3.13, Colab's versions); checks the committed HEAD
+	$(PY) scripts/colab/check.py
+
+lint: $(VENV)/.installed ## ruff: lint and format check of src/, tests/, scripts/ and the notebooks
+	$(VENV)/bin/ruff check src tests scripts notebooks
+	$(VENV)/bin/ruff format --check src tests scripts notebooks
+
+lab: $(VENV)/.installed ## open the notebooks in JupyterLab (the package is importable)
+	$(VENV)/bin/jupyter lab notebooks
 
 bench: setup ## time every notebook in PROFILE; write reports/bench.json
 	$(PY) -m mnistlab bench $(RUN_ARGS)

@@ -15,15 +15,6 @@ def normalise(requirement: str) -> str:
     return re.sub(r"\s+", "", requirement).lower()
 
 
-def test_environment_yml_matches_pyproject():
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    wanted = {normalise(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]}
-    env = yaml.safe_load((REPO / "environment.yml").read_text())
-    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    listed = {normalise(r) for r in pip_section if not r.startswith("-e")}
-    assert listed == wanted
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_is_stored_clean_and_parameterised(path):
     nb = nbformat.read(str(path), as_version=4)
@@ -34,9 +25,48 @@ def test_notebook_is_stored_clean_and_parameterised(path):
     assert first.cell_type == "markdown" and first.source.startswith("# ")
     assert sum(line.startswith("# ") for c in nb.cells if c.cell_type == "markdown"
                for line in c.source.splitlines()) == 1, "one # title per chapter"
-    assert "colab.research.google.com" in first.source
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1
     for name in ("dataset", "profile", "seed", "n_jobs"):
         assert re.search(rf"^{name} = ", params[0].source, re.M), name
     assert any("print(ds.source)" in c.source for c in nb.cells), "print the data source"
+
+
+def test_repository_url_has_one_source():
+    from mnistlab import links
+
+    slug = links.repository_url().removeprefix("https://github.com/")
+    readme = (REPO / "README.md").read_text()
+    badges = links.colab_badges(readme)
+    assert {b[1] for b in badges} == {p.name for p in NOTEBOOKS}, "one badge per notebook, each naming a notebook"
+    assert {b[0] for b in badges} == {slug}
+    for path in NOTEBOOKS:
+        text = "\n".join(c.source for c in nbformat.read(str(path), as_version=4).cells)
+        assert links.colab_badges(text) == [(slug, path.name)], path.name
+        assert set(links.clone_urls(text)) == {slug}, path.name
+
+
+def test_link_rewrite_follows_pyproject():
+    from mnistlab import links
+
+    text = ("[b](https://colab.research.google.com/github/old/repo/blob/main/notebooks/01_a.ipynb)\n"
+            'REPO_URL = os.environ.get("MNISTLAB_REPO_URL", "https://github.com/old/repo")')
+    new = links._rewrite(text, "someone/mnistlab")
+    assert links.colab_badges(new) == [("someone/mnistlab", "01_a.ipynb")]
+    assert links.clone_urls(new) == ["someone/mnistlab"]
+
+
+def test_extras_agree_between_makefile_and_environment_yml():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    makefile = re.search(r"^EXTRAS := (.+)$", (REPO / "Makefile").read_text(), re.M).group(1).split(",")
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert pip_section == [f"-e .[{','.join(makefile)}]"]
+    assert set(makefile) <= set(project["optional-dependencies"])
+
+
+def test_colab_needs_only_what_the_notebooks_import():
+    """The runner's tools are an extra: Colab's install cell must not pull papermill & co."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    core = {re.split(r"[<>=\[]", r)[0] for r in project["dependencies"]}
+    assert not core & {"papermill", "nbconvert", "nbformat", "ipykernel", "jupyterlab", "dask"}

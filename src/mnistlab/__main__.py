@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="time each notebook; write reports/bench.json")
     _common(bench)
     sub.add_parser("readme", help="rewrite the README's results table from reports/metrics")
+    sub.add_parser("links", help="point README badges and notebook clone cells at pyproject's Repository URL")
     return parser
 
 
@@ -79,6 +80,10 @@ def main(argv=None) -> int:
             info = json.loads((config.reports_dir() / "run.json").read_text())
             changed = update_readme(config.repo_root() / "README.md", load_metrics(), info)
             print("README.md results table " + ("updated" if changed else "already up to date"))
+        elif args.command == "links":
+            from .links import repository_url, sync_links
+            changed = sync_links()
+            print(f"{len(changed)} file(s) now point at {repository_url()}")
         elif args.command == "bench":
             from .bench import run_bench
             run_bench(args.dataset, args.profile, args.seed, args.jobs)

@@ -105,6 +105,35 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+RUNTIME_PACKAGES = ("numpy", "scikit-learn", "pandas", "matplotlib", "tensorflow", "keras")
+
+
+def runtime_versions() -> str:
+    """One line naming the Python and library versions this notebook runs with."""
+    import platform
+    from importlib import metadata
+
+    found = []
+    for name in RUNTIME_PACKAGES:
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            pass
+    return f"Running with Python {platform.python_version()}, " + ", ".join(found) + "."
+
+
+def measured_seconds(notebook: str, path: Path | None = None) -> float | None:
+    """The chapter's wall time in the last ``make bench`` (reports/bench.json), if recorded."""
+    import json
+
+    path = path or repo_root() / "reports" / "bench.json"
+    try:
+        bench = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return bench.get("notebook_seconds", {}).get(f"{notebook}.ipynb")
+
+
 class UnknownNameError(ValueError):
     """An unknown dataset or profile name; the message lists the valid ones."""
 

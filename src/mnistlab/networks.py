@@ -98,6 +98,17 @@ def setup_device(seed: int = config.DEFAULT_SEED, gpu: bool | None = None) -> di
             "batch_size": GPU_BATCH if use_gpu else CPU_BATCH}
 
 
+def gpu_hint(notebook: str) -> str | None:
+    """None on a GPU; else one line saying how to get one in Colab and what the chapter costs without."""
+    if gpu_name():
+        return None
+    seconds = config.measured_seconds(notebook)
+    cost = (f"about {seconds / 60:.0f} minutes in the quick profile (measured on 2 CPU cores by `make bench`)"
+            if seconds else "several minutes")
+    return ("No GPU is visible. In Colab choose Runtime > Change runtime type > T4 GPU, then run all cells "
+            f"again; on the CPU this chapter takes {cost}.")
+
+
 def describe_device(setup: dict) -> str:
     extras = ", mixed precision and XLA" if setup["gpu"] else ""
     return (f"Training on {setup['device']} with the {setup['backend']} backend{extras}, "

@@ -188,6 +188,16 @@ def precision_recall_vs_threshold(y_true, scores, threshold: float | None = None
     return fig
 
 
+def _curve(display, y_true, scores, ax, name, **line):
+    """``display.from_predictions`` with line styles passed the way this scikit-learn takes them
+    (``curve_kwargs`` from 1.7 on; plain keyword arguments before, as on Colab's 1.6)."""
+    import inspect
+
+    if "curve_kwargs" in inspect.signature(display.from_predictions).parameters:
+        return display.from_predictions(y_true, scores, ax=ax, name=name, curve_kwargs=line)
+    return display.from_predictions(y_true, scores, ax=ax, name=name, **line)
+
+
 def pr_and_roc(y_true, scores: dict, thresholds: dict | None = None):
     """PR and ROC curves of several models (``{name: scores}``), each threshold marked on both."""
     from sklearn.metrics import (PrecisionRecallDisplay, RocCurveDisplay, precision_score,
@@ -195,9 +205,8 @@ def pr_and_roc(y_true, scores: dict, thresholds: dict | None = None):
 
     fig, (ax_pr, ax_roc) = plt.subplots(1, 2, figsize=(11, 4.5))
     for (name, s), color in zip(scores.items(), sns.color_palette("tab10")):
-        style = {"curve_kwargs": {"color": color}, "name": name}
-        PrecisionRecallDisplay.from_predictions(y_true, s, ax=ax_pr, **style)
-        RocCurveDisplay.from_predictions(y_true, s, ax=ax_roc, **style)
+        _curve(PrecisionRecallDisplay, y_true, s, ax_pr, name, color=color)
+        _curve(RocCurveDisplay, y_true, s, ax_roc, name, color=color)
         if thresholds and name in thresholds:
             pred = np.asarray(s) >= thresholds[name]
             p, r = precision_score(y_true, pred), recall_score(y_true, pred)
@@ -219,12 +228,12 @@ def one_vs_rest_curves(y_true, scores, class_names):
     fig, (ax_roc, ax_pr) = plt.subplots(1, 2, figsize=(12, 5))
     palette = sns.color_palette("tab10", len(class_names))
     for c, name in enumerate(class_names):
-        style = {"name": name, "curve_kwargs": {"color": palette[c], "lw": 1, "alpha": 0.8}}
-        RocCurveDisplay.from_predictions(onehot[:, c], scores[:, c], ax=ax_roc, **style)
-        PrecisionRecallDisplay.from_predictions(onehot[:, c], scores[:, c], ax=ax_pr, **style)
-    micro = {"name": "micro average", "curve_kwargs": {"color": "black", "lw": 2.5, "ls": "--"}}
-    RocCurveDisplay.from_predictions(onehot.ravel(), scores.ravel(), ax=ax_roc, **micro)
-    PrecisionRecallDisplay.from_predictions(onehot.ravel(), scores.ravel(), ax=ax_pr, **micro)
+        style = {"color": palette[c], "lw": 1, "alpha": 0.8}
+        _curve(RocCurveDisplay, onehot[:, c], scores[:, c], ax_roc, name, **style)
+        _curve(PrecisionRecallDisplay, onehot[:, c], scores[:, c], ax_pr, name, **style)
+    micro = {"color": "black", "lw": 2.5, "ls": "--"}
+    _curve(RocCurveDisplay, onehot.ravel(), scores.ravel(), ax_roc, "micro average", **micro)
+    _curve(PrecisionRecallDisplay, onehot.ravel(), scores.ravel(), ax_pr, "micro average", **micro)
     for ax in (ax_roc, ax_pr):
         ax.legend(fontsize=7, loc="lower left" if ax is ax_pr else "lower right")
     ax_roc.set_title("one-vs-rest ROC")

@@ -1,4 +1,5 @@
 """Package functions behind the classical chapters, on scikit-learn's 8x8 digits (fast)."""
+
 import matplotlib
 import numpy as np
 import pandas as pd
@@ -42,8 +43,7 @@ def test_manual_cross_val_equals_cross_val_score(digits):
     X, y = digits
     folds = StratifiedKFold(3, shuffle=True, random_state=0)
     model = SGDClassifier(random_state=0)
-    np.testing.assert_allclose(evaluation.manual_cross_val(model, X, y, folds),
-                               cross_val_score(model, X, y, cv=folds))
+    np.testing.assert_allclose(evaluation.manual_cross_val(model, X, y, folds), cross_val_score(model, X, y, cv=folds))
 
 
 def test_binary_scores_counts():
@@ -58,8 +58,9 @@ def test_most_confused_pair_ignores_diagonal():
 
 
 def test_multilabel_targets():
-    np.testing.assert_array_equal(evaluation.multilabel_targets([0, 7, 8, 9, 3]),
-                                  [[0, 0], [1, 1], [1, 0], [1, 1], [0, 1]])
+    np.testing.assert_array_equal(
+        evaluation.multilabel_targets([0, 7, 8, 9, 3]), [[0, 0], [1, 1], [1, 0], [1, 1], [0, 1]]
+    )
 
 
 def test_rare_positive_subset_keeps_negatives_and_hits_rate():
@@ -80,8 +81,15 @@ def test_cv_table_is_ranked(digits):
 
 def test_fit_and_score_record(digits):
     X, y = digits
-    record, pred = evaluation.fit_and_score("tree", DecisionTreeClassifier(random_state=0), X[:1000], y[:1000],
-                                            X[1000:], y[1000:], params={"max_depth": None})
+    record, pred = evaluation.fit_and_score(
+        "tree",
+        DecisionTreeClassifier(random_state=0),
+        X[:1000],
+        y[:1000],
+        X[1000:],
+        y[1000:],
+        params={"max_depth": None},
+    )
     assert record["accuracy"] == pytest.approx(np.mean(pred == y[1000:]))
     assert record["n_train"] == 1000 and record["n_test"] == len(y) - 1000 and record["fit_seconds"] > 0
     table = evaluation.results_table([record])
@@ -121,9 +129,11 @@ def test_table_escapes_latex_and_formats_floats():
 def test_plot_helpers_draw(digits):
     X, y = digits
     scores = np.c_[[X[:, i] for i in range(10)]].T
-    figs = [plots.one_vs_rest_curves(y, scores, [str(i) for i in range(10)]),
-            plots.confusion_matrices(y, (y + (X[:, 20] > 0.5)) % 10, [str(i) for i in range(10)]),
-            plots.pr_and_roc(y == 3, {"m": X[:, 30]}, {"m": 0.5}),
-            plots.precision_recall_vs_threshold(y == 3, X[:, 30], 0.5)]
+    figs = [
+        plots.one_vs_rest_curves(y, scores, [str(i) for i in range(10)]),
+        plots.confusion_matrices(y, (y + (X[:, 20] > 0.5)) % 10, [str(i) for i in range(10)]),
+        plots.pr_and_roc(y == 3, {"m": X[:, 30]}, {"m": 0.5}),
+        plots.precision_recall_vs_threshold(y == 3, X[:, 30], 0.5),
+    ]
     for fig in figs:
         assert fig.axes and all(ax.has_data() for ax in fig.axes)

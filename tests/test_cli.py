@@ -2,19 +2,23 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "mnistlab", *args], capture_output=True, text=True,
-                          cwd=REPO)
+    return subprocess.run([sys.executable, "-m", "mnistlab", *args], capture_output=True, text=True, cwd=REPO)
 
 
-@pytest.mark.parametrize("args, expected", [
-    (["data", "--dataset", "emnist"], "unknown dataset 'emnist'; choose one of: auto, mnist, mnist-sample, fashion, noisy-mnist, triplet-mnist"),
-    (["run", "--profile", "huge"], "unknown profile 'huge'; choose one of: smoke, quick, full"),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (
+            ["data", "--dataset", "emnist"],
+            "unknown dataset 'emnist'; choose one of: auto, mnist, mnist-sample, fashion, noisy-mnist, triplet-mnist",
+        ),
+        (["run", "--profile", "huge"], "unknown profile 'huge'; choose one of: smoke, quick, full"),
+    ],
+)
 def test_cli_rejects_unknown_names_in_one_line(args, expected):
     result = run(*args)
     assert result.returncode == 2
@@ -35,8 +39,7 @@ def test_cli_offline_download_error_is_clear():
 
 
 def test_makefile_passes_names_through():
-    result = subprocess.run(["make", "-s", "data", "DATASET=emnist"], capture_output=True, text=True,
-                            cwd=REPO)
+    result = subprocess.run(["make", "-s", "data", "DATASET=emnist"], capture_output=True, text=True, cwd=REPO)
     assert result.returncode != 0
     assert "unknown dataset 'emnist'; choose one of" in result.stderr
 

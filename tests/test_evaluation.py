@@ -30,14 +30,30 @@ def test_accuracy_ci_needs_predictions():
 
 def test_metrics_file_follows_the_contract():
     ds = load_dataset("mnist-sample", "smoke")
-    record = result_record("dummy", ds.y_test, np.zeros_like(ds.y_test), fit_seconds=1.5,
-                           n_train=len(ds.y_train), params={"strategy": "constant", "obj": object()})
+    record = result_record(
+        "dummy",
+        ds.y_test,
+        np.zeros_like(ds.y_test),
+        fit_seconds=1.5,
+        n_train=len(ds.y_train),
+        params={"strategy": "constant", "obj": object()},
+    )
     path = write_metrics("99_test", ds, [record])
     assert path == config.metrics_dir() / "99_test.json"
     payload = json.loads(path.read_text())
     assert payload["dataset"] == "mnist-sample" and payload["profile"] == "smoke"
     result = payload["results"][0]
-    assert set(result) >= {"model", "task", "accuracy", "ci95", "macro_f1", "fit_seconds",
-                           "predict_seconds", "n_train", "n_test", "params"}
+    assert set(result) >= {
+        "model",
+        "task",
+        "accuracy",
+        "ci95",
+        "macro_f1",
+        "fit_seconds",
+        "predict_seconds",
+        "n_train",
+        "n_test",
+        "params",
+    }
     assert result["ci95"][0] <= result["accuracy"] <= result["ci95"][1]
     assert result["n_test"] == len(ds.y_test)

@@ -1,4 +1,5 @@
 """Keras builders, the search wrapper and the ensemble vote (small inputs, one epoch)."""
+
 import numpy as np
 import pytest
 from sklearn.base import clone

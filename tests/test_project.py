@@ -1,11 +1,11 @@
 """Project conventions: dependencies agree, notebooks are stored clean and parameterised."""
+
 import re
-import tomllib
 
 import nbformat
 import pytest
+import tomllib
 import yaml
-
 from conftest import REPO
 
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -19,12 +19,14 @@ def normalise(requirement: str) -> str:
 def test_notebook_is_stored_clean_and_parameterised(path):
     nb = nbformat.read(str(path), as_version=4)
     nbformat.validate(nb)
-    assert all(not c.get("outputs") and c.get("execution_count") is None
-               for c in nb.cells if c.cell_type == "code"), "store notebooks without outputs"
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code"), (
+        "store notebooks without outputs"
+    )
     first = nb.cells[0]
     assert first.cell_type == "markdown" and first.source.startswith("# ")
-    assert sum(line.startswith("# ") for c in nb.cells if c.cell_type == "markdown"
-               for line in c.source.splitlines()) == 1, "one # title per chapter"
+    assert (
+        sum(line.startswith("# ") for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines()) == 1
+    ), "one # title per chapter"
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1
     for name in ("dataset", "profile", "seed", "n_jobs"):
@@ -49,8 +51,10 @@ def test_repository_url_has_one_source():
 def test_link_rewrite_follows_pyproject():
     from mnistlab import links
 
-    text = ("[b](https://colab.research.google.com/github/old/repo/blob/main/notebooks/01_a.ipynb)\n"
-            'REPO_URL = os.environ.get("MNISTLAB_REPO_URL", "https://github.com/old/repo")')
+    text = (
+        "[b](https://colab.research.google.com/github/old/repo/blob/main/notebooks/01_a.ipynb)\n"
+        'REPO_URL = os.environ.get("MNISTLAB_REPO_URL", "https://github.com/old/repo")'
+    )
     new = links._rewrite(text, "someone/mnistlab")
     assert links.colab_badges(new) == [("someone/mnistlab", "01_a.ipynb")]
     assert links.clone_urls(new) == ["someone/mnistlab"]
@@ -70,3 +74,14 @@ def test_colab_needs_only_what_the_notebooks_import():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     core = {re.split(r"[<>=\[]", r)[0] for r in project["dependencies"]}
     assert not core & {"papermill", "nbconvert", "nbformat", "ipykernel", "jupyterlab", "dask"}
+
+
+def test_jupyterlab_is_in_the_environment():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    jupyter = Path(sys.executable).with_name("jupyter")
+    result = subprocess.run([str(jupyter), "lab", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout.strip().split(".")[0]) >= 4

@@ -6,9 +6,10 @@ import pytest
 
 from mnistlab import config, report, runner
 
-
-KERNEL = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-          "language_info": {"name": "python"}}
+KERNEL = {
+    "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+    "language_info": {"name": "python"},
+}
 
 
 def new_notebook(cells):
@@ -25,26 +26,40 @@ def write_chapter(path, *cells, params="dataset = 'auto'"):
 
 def executed_notebook(path, title, outputs):
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell(
-        f"# {title}\n\n[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://x)"),
-        nbformat.v4.new_code_cell("x = 1", outputs=outputs)]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(
+            f"# {title}\n\n[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://x)"
+        ),
+        nbformat.v4.new_code_cell("x = 1", outputs=outputs),
+    ]
     nbformat.write(nb, str(path))
     return path
 
 
-INFO = {"dataset": "mnist-sample", "requested_dataset": "auto", "source": "the source line",
-        "profile": "smoke", "seed": 1, "date": "2026-01-01 00:00", "git_commit": "abc123",
-        "versions": {"python": "3.11", "keras": "3"}}
+INFO = {
+    "dataset": "mnist-sample",
+    "requested_dataset": "auto",
+    "source": "the source line",
+    "profile": "smoke",
+    "seed": 1,
+    "date": "2026-01-01 00:00",
+    "git_commit": "abc123",
+    "versions": {"python": "3.11", "keras": "3"},
+}
 
 
 def test_merge_keeps_order_and_drops_noise(tmp_path):
     out = nbformat.v4.new_output
-    noisy = [out("stream", name="stderr", text="oneDNN custom operations are on"),
-             out("stream", name="stdout", text="accuracy 0.9\n"),
-             out("execute_result", data={"text/plain": "<Figure size 640x480 with 1 Axes>"}, execution_count=1),
-             out("execute_result", data={"text/plain": "<pandas.io.formats.style.Styler at 0x7f00>"}, execution_count=1)]
-    paths = [executed_notebook(tmp_path / "01_a.ipynb", "Alpha", noisy),
-             executed_notebook(tmp_path / "02_b.ipynb", "Beta", [])]
+    noisy = [
+        out("stream", name="stderr", text="oneDNN custom operations are on"),
+        out("stream", name="stdout", text="accuracy 0.9\n"),
+        out("execute_result", data={"text/plain": "<Figure size 640x480 with 1 Axes>"}, execution_count=1),
+        out("execute_result", data={"text/plain": "<pandas.io.formats.style.Styler at 0x7f00>"}, execution_count=1),
+    ]
+    paths = [
+        executed_notebook(tmp_path / "01_a.ipynb", "Alpha", noisy),
+        executed_notebook(tmp_path / "02_b.ipynb", "Beta", []),
+    ]
     merged = report.merge_notebooks(paths, INFO)
     titles = [c.source.splitlines()[0] for c in merged.cells if c.cell_type == "markdown"]
     assert titles == ["# Alpha", "# Beta"]
@@ -72,8 +87,12 @@ def test_report_needs_a_run_first():
 def test_failing_notebook_names_cell_and_keeps_previous_report(tmp_path, monkeypatch):
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
-    write_chapter(notebooks / "01_broken.ipynb", "print('fine')", "1 / 0",
-                  params="dataset = 'auto'\nprofile = 'quick'\nseed = 0\nn_jobs = 1")
+    write_chapter(
+        notebooks / "01_broken.ipynb",
+        "print('fine')",
+        "1 / 0",
+        params="dataset = 'auto'\nprofile = 'quick'\nseed = 0\nn_jobs = 1",
+    )
     monkeypatch.setattr(config, "notebooks_dir", lambda: notebooks)
     previous = config.reports_dir() / "report.pdf"
     previous.write_bytes(b"previous report")

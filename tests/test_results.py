@@ -2,8 +2,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import REPO
+
 from mnistlab import config, results
 from mnistlab.data import load_dataset
 from mnistlab.evaluation import result_record, write_metrics
@@ -18,8 +18,9 @@ def two_chapters():
     poor = y.copy()
     poor[:60] = (poor[:60] + 1) % 10
     write_metrics("04_a", ds, [result_record("poor", y, poor, fit_seconds=1.0, n_train=600)], {"poor": poor})
-    write_metrics("05_b", ds, [result_record("good", y, good, fit_seconds=30.0, n_train=600, n_params=1234)],
-                  {"good": good})
+    write_metrics(
+        "05_b", ds, [result_record("good", y, good, fit_seconds=30.0, n_train=600, n_params=1234)], {"good": good}
+    )
     return ds, good, poor
 
 
@@ -45,7 +46,7 @@ def test_mcnemar_exact():
     b[:10] = 1  # b wrong on 10 images where a is right
     result = results.mcnemar(y, a, b)
     assert result["only first right"] == 10 and result["only second right"] == 0
-    assert result["p-value"] == pytest.approx(2 * 0.5 ** 10)
+    assert result["p-value"] == pytest.approx(2 * 0.5**10)
     assert results.mcnemar(y, a, a)["p-value"] == 1.0
 
 

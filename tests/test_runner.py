@@ -1,18 +1,21 @@
 """The execution cache: a chapter reruns only when its notebook, parameters, package source or
 data changed; the results chapter whenever another one ran; metrics only replaced on success."""
+
 import json
 
 import nbformat
 import pytest
-
 from conftest import REPO
-from mnistlab import config, runner
 from test_report import write_chapter
 
+from mnistlab import config, runner
+
 PARAMS = "dataset = 'auto'\nprofile = 'quick'\nseed = 0\nn_jobs = 1"
-WRITE_METRICS = ("from mnistlab import evaluation\nfrom mnistlab.data import load_dataset\n"
-                 "ds = load_dataset(dataset, profile, seed)\n"
-                 "evaluation.write_metrics('{name}', ds, [evaluation.result_record('m', ds.y_test, ds.y_test)])")
+WRITE_METRICS = (
+    "from mnistlab import evaluation\nfrom mnistlab.data import load_dataset\n"
+    "ds = load_dataset(dataset, profile, seed)\n"
+    "evaluation.write_metrics('{name}', ds, [evaluation.result_record('m', ds.y_test, ds.y_test)])"
+)
 
 
 @pytest.fixture
@@ -50,8 +53,11 @@ def test_edited_notebook_reruns_it_and_the_results_chapter(chapters):
     nb = nbformat.read(str(chapters / "02_b.ipynb"), 4)
     nb.cells.append(nbformat.v4.new_code_cell("print('new cell')"))
     nbformat.write(nb, str(chapters / "02_b.ipynb"))
-    assert states() == {"01_a.ipynb": [], "02_b.ipynb": ["notebook changed"],
-                        "03_results.ipynb": ["another chapter reruns"]}
+    assert states() == {
+        "01_a.ipynb": [],
+        "02_b.ipynb": ["notebook changed"],
+        "03_results.ipynb": ["another chapter reruns"],
+    }
     assert run()[0] == {"01_a.ipynb": True, "02_b.ipynb": False, "03_results.ipynb": False}
 
 
@@ -82,6 +88,7 @@ def test_failed_chapter_keeps_its_previous_results_and_metrics(chapters):
     saved = json.loads((config.reports_dir() / "run.json").read_text())
     assert saved["complete"] is False
     from mnistlab import report
+
     with pytest.raises(runner.NotebookFailed, match="stopped before every chapter"):
         report.build_report(pdf=False)
 

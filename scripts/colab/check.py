@@ -40,8 +40,10 @@ def find_python(given: str | None) -> str:
     for candidate in filter(None, candidates):
         if Path(candidate).exists():
             return candidate
-    sys.exit("error: make colab-check needs Python 3.13 (Colab's version). Install it (pyenv install 3.13, "
-             "or your system's python3.13) or pass PYTHON313=/path/to/python3.13.")
+    sys.exit(
+        "error: make colab-check needs Python 3.13 (Colab's version). Install it (pyenv install 3.13, "
+        "or your system's python3.13) or pass PYTHON313=/path/to/python3.13."
+    )
 
 
 def run(*args, **kwargs) -> subprocess.CompletedProcess:
@@ -54,19 +56,32 @@ def build_runtime(python: str) -> None:
     if stamp.exists() and stamp.read_text() == RUNTIME.read_text():
         return
     shutil.rmtree(VENV, ignore_errors=True)
-    print(f"building the emulated Colab runtime in {VENV.relative_to(ROOT)} (Python 3.13, {RUNTIME.name}) ...",
-          flush=True)
+    print(
+        f"building the emulated Colab runtime in {VENV.relative_to(ROOT)} (Python 3.13, {RUNTIME.name}) ...", flush=True
+    )
     run(python, "-m", "venv", VENV)
     pip = VENV / "bin" / "pip"
     run(pip, "install", "-q", "-r", RUNTIME)
-    site = run(VENV / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])",
-               capture_output=True).stdout.strip()
+    site = run(
+        VENV / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])", capture_output=True
+    ).stdout.strip()
     stub = Path(site) / "google" / "colab"
     stub.mkdir(parents=True, exist_ok=True)
     (stub / "__init__.py").write_text(STUB)
     (stub.parent / "__init__.py").touch()
-    run(VENV / "bin" / "python", "-m", "ipykernel", "install", "--prefix", KERNEL_DIR, "--name", KERNEL,
-        "--display-name", "Colab (emulated)", stdout=subprocess.DEVNULL)
+    run(
+        VENV / "bin" / "python",
+        "-m",
+        "ipykernel",
+        "install",
+        "--prefix",
+        KERNEL_DIR,
+        "--name",
+        KERNEL,
+        "--display-name",
+        "Colab (emulated)",
+        stdout=subprocess.DEVNULL,
+    )
     stamp.write_text(RUNTIME.read_text())
 
 
@@ -89,20 +104,31 @@ def check_notebook(path: Path, out: Path) -> tuple[bool, str]:
 
     subprocess.run([VENV / "bin" / "python", "-m", "pip", "uninstall", "-q", "-y", "mnistlab"], capture_output=True)
     shutil.rmtree(CLONE, ignore_errors=True)
+    CLONE.parent.mkdir(parents=True, exist_ok=True)
     before = freeze()
     try:
-        pm.execute_notebook(str(path), str(out / path.name), kernel_name=KERNEL, progress_bar=False,
-                            parameters={"dataset": "mnist-sample", "profile": "smoke", "seed": 0, "n_jobs": 2},
-                            cwd=str(CLONE.parent))
+        pm.execute_notebook(
+            str(path),
+            str(out / path.name),
+            kernel_name=KERNEL,
+            progress_bar=False,
+            parameters={"dataset": "mnist-sample", "profile": "smoke", "seed": 0, "n_jobs": 2},
+            cwd=str(CLONE.parent),
+        )
     except pm.PapermillExecutionError as err:
         return False, f"failed in cell {err.cell_index}: {err.ename}: {err.evalue}"
     after = freeze()
-    changed = [f"{name} {version} -> {after.get(name, 'removed')}" for name, version in before.items()
-               if after.get(name) != version]
+    changed = [
+        f"{name} {version} -> {after.get(name, 'removed')}"
+        for name, version in before.items()
+        if after.get(name) != version
+    ]
     added = sorted(set(after) - set(before) - {"mnistlab"})
     if changed or added or "mnistlab" not in after:
-        return False, (f"the install cell changed Colab's packages: changed {changed or 'none'}, added "
-                       f"{added or 'none'}, mnistlab {'installed' if 'mnistlab' in after else 'NOT installed'}")
+        return False, (
+            f"the install cell changed Colab's packages: changed {changed or 'none'}, added "
+            f"{added or 'none'}, mnistlab {'installed' if 'mnistlab' in after else 'NOT installed'}"
+        )
     return True, "ran; install cell added mnistlab only"
 
 
@@ -119,8 +145,13 @@ def main(argv=None) -> int:
         notebooks = [p for p in notebooks if any(p.name.startswith(o) for o in args.only)]
     head = run("git", "-C", ROOT, "rev-parse", "--short", "HEAD", capture_output=True).stdout.strip()
     print(f"cloning from file://{ROOT} (committed HEAD {head}) in each setup cell", flush=True)
-    env = {"MNISTLAB_REPO_URL": f"file://{ROOT}", "JUPYTER_PATH": str(KERNEL_DIR / "share" / "jupyter"),
-           "MNISTLAB_NO_PROGRESS": "1", "PYTHONWARNINGS": "ignore", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {
+        "MNISTLAB_REPO_URL": f"file://{ROOT}",
+        "JUPYTER_PATH": str(KERNEL_DIR / "share" / "jupyter"),
+        "MNISTLAB_NO_PROGRESS": "1",
+        "PYTHONWARNINGS": "ignore",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     os.environ.update(env)
     failures = 0
     with tempfile.TemporaryDirectory(prefix="colab-check-") as tmp:
@@ -129,10 +160,14 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             ok, message = check_notebook(path, Path(tmp))
             failures += not ok
-            print(f"{'ok  ' if ok else 'FAIL'} {path.name:<32} {time.perf_counter() - t0:6.1f} s  {message}", flush=True)
+            print(
+                f"{'ok  ' if ok else 'FAIL'} {path.name:<32} {time.perf_counter() - t0:6.1f} s  {message}", flush=True
+            )
     shutil.rmtree(CLONE, ignore_errors=True)
-    print(f"{len(notebooks) - failures} of {len(notebooks)} notebooks passed in the emulated Colab runtime "
-          f"({time.perf_counter() - start:.0f} s)")
+    print(
+        f"{len(notebooks) - failures} of {len(notebooks)} notebooks passed in the emulated Colab runtime "
+        f"({time.perf_counter() - start:.0f} s)"
+    )
     return 1 if failures else 0
 
 

@@ -29,8 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--no-pdf", action="store_true", help="HTML only (no TeX needed)")
     data = sub.add_parser("data", help="fetch and verify a dataset, print its source; or import files")
     _common(data)
-    data.add_argument("--import", dest="import_dir", metavar="DIR",
-                      help="verify the MNIST / Fashion-MNIST files in DIR and copy them into the cache")
+    data.add_argument(
+        "--import",
+        dest="import_dir",
+        metavar="DIR",
+        help="verify the MNIST / Fashion-MNIST files in DIR and copy them into the cache",
+    )
     bench = sub.add_parser("bench", help="time each notebook; write reports/bench.json")
     _common(bench)
     sub.add_parser("readme", help="rewrite the README's results table from reports/metrics")
@@ -51,25 +55,33 @@ def main(argv=None) -> int:
             config.get_profile(args.profile)
         if args.command == "run":
             from .runner import run_notebooks
+
             run_notebooks(args.dataset, args.profile, args.seed, args.jobs, only=args.only, force=args.force)
         elif args.command == "status":
             from .runner import status
+
             states = status(args.dataset, args.profile, args.seed, args.jobs)
             for state in states:
                 print(state.line())
             stale = sum(s.stale for s in states)
-            print(f"{stale} of {len(states)} chapters would be executed by `make notebooks`" if stale
-                  else "every chapter is up to date: `make report` only renders")
+            print(
+                f"{stale} of {len(states)} chapters would be executed by `make notebooks`"
+                if stale
+                else "every chapter is up to date: `make report` only renders"
+            )
         elif args.command == "report":
             from .report import build_report
-            for kind, path in build_report(pdf=not args.no_pdf).items():
+
+            for _kind, path in build_report(pdf=not args.no_pdf).items():
                 print(f"wrote {path}")
         elif args.command == "data" and args.import_dir:
             from .data import import_files
+
             for line in import_files(args.import_dir):
                 print(line)
         elif args.command == "data":
             from .data import load_dataset
+
             data = load_dataset(args.dataset, args.profile, args.seed)
             print(data.source)
             print(data.summary)
@@ -77,18 +89,20 @@ def main(argv=None) -> int:
             import json
 
             from .results import load_metrics, update_readme
+
             info = json.loads((config.reports_dir() / "run.json").read_text())
             changed = update_readme(config.repo_root() / "README.md", load_metrics(), info)
             print("README.md results table " + ("updated" if changed else "already up to date"))
         elif args.command == "links":
             from .links import repository_url, sync_links
+
             changed = sync_links()
             print(f"{len(changed)} file(s) now point at {repository_url()}")
         elif args.command == "bench":
             from .bench import run_bench
+
             run_bench(args.dataset, args.profile, args.seed, args.jobs)
-    except (config.UnknownNameError, DataError, MissingToolError, NotebookFailed,
-            FileNotFoundError) as err:
+    except (config.UnknownNameError, DataError, MissingToolError, NotebookFailed, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2 if isinstance(err, config.UnknownNameError) else 1
     return 0

@@ -9,8 +9,8 @@ import time
 
 from . import config
 from .evaluation import write_json_atomic
-from .runner import environment, run_notebooks
 from .results import load_metrics
+from .runner import environment, run_notebooks
 
 
 def measure_throughput(architectures=None, n_images: int = 4000, seed: int = config.DEFAULT_SEED) -> list[dict]:
@@ -44,8 +44,11 @@ def measure_throughput(architectures=None, n_images: int = 4000, seed: int = con
             model.fit(x, y, epochs=1, verbose=0, **fit_kwargs)
             row[f"{setup_name} images/s"] = round(len(x) / (time.perf_counter() - start), 1)
         row["ratio"] = round(row["ours images/s"] / row["plain images/s"], 2)
-        print(f"{architecture:<12} ours {row['ours images/s']:>8.0f} img/s   plain {row['plain images/s']:>8.0f} "
-              f"img/s   ratio {row['ratio']:.2f}", flush=True)
+        print(
+            f"{architecture:<12} ours {row['ours images/s']:>8.0f} img/s   plain {row['plain images/s']:>8.0f} "
+            f"img/s   ratio {row['ratio']:.2f}",
+            flush=True,
+        )
         rows.append(row)
     return rows
 
@@ -58,13 +61,23 @@ def best_accuracies(metrics: dict[str, dict]) -> dict[str, dict]:
         rows = [r for r in found if r.get("task", "multiclass") == "multiclass"] or found
         if rows:
             top = max(rows, key=lambda r: r["accuracy"])
-            best[notebook] = {"model": top["model"], "accuracy": top["accuracy"], "ci95": top["ci95"],
-                              "variant": payload.get("variant")}
+            best[notebook] = {
+                "model": top["model"],
+                "accuracy": top["accuracy"],
+                "ci95": top["ci95"],
+                "variant": payload.get("variant"),
+            }
     return best
 
 
-def run_bench(dataset: str = "auto", profile: str = "quick", seed: int = config.DEFAULT_SEED,
-              jobs: int = 2, only=None, architectures=None) -> dict:
+def run_bench(
+    dataset: str = "auto",
+    profile: str = "quick",
+    seed: int = config.DEFAULT_SEED,
+    jobs: int = 2,
+    only=None,
+    architectures=None,
+) -> dict:
     """Measure throughput, then execute every chapter (or those in ``only``) once and record
     its wall time. The chapters run in a scratch output folder, so benchmarking never replaces
     the report, its figures or its metrics; only ``reports/bench.json`` is written."""
@@ -74,10 +87,17 @@ def run_bench(dataset: str = "auto", profile: str = "quick", seed: int = config.
     with tempfile.TemporaryDirectory(prefix="mnistlab-bench-") as scratch, environment(MNISTLAB_OUTPUT=scratch):
         info = run_notebooks(dataset, profile, seed, jobs, only=only, progress=False, force=True)
         best = best_accuracies(load_metrics(config.metrics_dir()))
-    result = {"dataset": info["dataset"], "profile": profile, "date": info["date"],
-              "git_commit": info["git_commit"], "versions": info["versions"], "throughput": throughput,
-              "notebook_seconds": info["seconds"], "total_seconds": round(sum(info["seconds"].values()), 2),
-              "best_accuracy": best}
+    result = {
+        "dataset": info["dataset"],
+        "profile": profile,
+        "date": info["date"],
+        "git_commit": info["git_commit"],
+        "versions": info["versions"],
+        "throughput": throughput,
+        "notebook_seconds": info["seconds"],
+        "total_seconds": round(sum(info["seconds"].values()), 2),
+        "best_accuracy": best,
+    }
     path = write_json_atomic(reports / "bench.json", result)
     width = max(len(name) for name in info["seconds"])
     print(f"\n{'notebook':<{width}}  seconds")

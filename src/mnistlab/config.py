@@ -93,15 +93,39 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile("smoke", max_train=600, max_test=300, cv_folds=2, epochs=1,
-                     embedding_samples=300, grid="tiny", search_max_train=600,
-                     cnn_search_max_train=600),
-    "quick": Profile("quick", max_train=8000, max_test=2000, cv_folds=3, epochs=8,
-                     embedding_samples=1500, grid="small", search_max_train=3000,
-                     cnn_search_max_train=3000),
-    "full": Profile("full", max_train=None, max_test=None, cv_folds=5, epochs=30,
-                    embedding_samples=5000, grid="full", search_max_train=10000,
-                    cnn_search_max_train=3000),
+    "smoke": Profile(
+        "smoke",
+        max_train=600,
+        max_test=300,
+        cv_folds=2,
+        epochs=1,
+        embedding_samples=300,
+        grid="tiny",
+        search_max_train=600,
+        cnn_search_max_train=600,
+    ),
+    "quick": Profile(
+        "quick",
+        max_train=8000,
+        max_test=2000,
+        cv_folds=3,
+        epochs=8,
+        embedding_samples=1500,
+        grid="small",
+        search_max_train=3000,
+        cnn_search_max_train=3000,
+    ),
+    "full": Profile(
+        "full",
+        max_train=None,
+        max_test=None,
+        cv_folds=5,
+        epochs=30,
+        embedding_samples=5000,
+        grid="full",
+        search_max_train=10000,
+        cnn_search_max_train=3000,
+    ),
 }
 
 

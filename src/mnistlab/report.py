@@ -32,6 +32,7 @@ class MissingToolError(RuntimeError):
 
 # --------------------------------------------------------------------------- merge
 
+
 def _clean_outputs(cell) -> None:
     """Drop what must never reach the report: stderr streams and bare object reprs."""
     kept = []
@@ -49,21 +50,33 @@ def _clean_outputs(cell) -> None:
 def title_rows(info: dict) -> list[list[str]]:
     """The rows of the title page: what was run, on what data, with which software."""
     v = info.get("versions", {})
-    software = ", ".join(f"{k} {v[k]}" for k in ("python", "scikit-learn", "tensorflow", "keras", "keras backend")
-                         if k in v)
+    software = ", ".join(
+        f"{k} {v[k]}" for k in ("python", "scikit-learn", "tensorflow", "keras", "keras backend") if k in v
+    )
     dataset = info["dataset"]
     if info.get("requested_dataset") == "auto":
         dataset += " (chosen by dataset=auto)"
-    rows = [["Dataset", dataset], ["Source", info["source"]], ["Profile", info["profile"]],
-            ["Seed", str(info["seed"])], ["Date", info["date"]], ["Git commit", info["git_commit"]]]
+    rows = [
+        ["Dataset", dataset],
+        ["Source", info["source"]],
+        ["Profile", info["profile"]],
+        ["Seed", str(info["seed"])],
+        ["Date", info["date"]],
+        ["Git commit", info["git_commit"]],
+    ]
     chapters = info.get("chapters", {})
     reused = {name: c for name, c in chapters.items() if c.get("reused")}
     if reused:
         when = sorted({c["executed"][:10] for c in reused.values()})
         commits = sorted({c["git_commit"] for c in reused.values()})
-        rows.append(["Chapters", f"{len(chapters) - len(reused)} executed in this run, {len(reused)} reused "
-                                 f"from the execution cache (executed {', '.join(when)}, commit "
-                                 f"{', '.join(commits)}, same inputs)"])
+        rows.append(
+            [
+                "Chapters",
+                f"{len(chapters) - len(reused)} executed in this run, {len(reused)} reused "
+                f"from the execution cache (executed {', '.join(when)}, commit "
+                f"{', '.join(commits)}, same inputs)",
+            ]
+        )
     return rows + [["Software", software]]
 
 
@@ -129,7 +142,8 @@ def check_tex() -> None:
         raise MissingToolError(
             f"{' and '.join(missing)} not found: the PDF report needs TeX and pandoc. Install them "
             f"with `sudo apt-get install {TEX_PACKAGES}` (or run `make setup` as root), then run "
-            f"`make report` again. The HTML report needs neither.")
+            f"`make report` again. The HTML report needs neither."
+        )
 
 
 def build_report(pdf: bool = True) -> dict:
@@ -143,8 +157,10 @@ def build_report(pdf: bool = True) -> dict:
         raise FileNotFoundError(f"{run_file} not found: execute the notebooks first (`make notebooks`)")
     info = json.loads(run_file.read_text())
     if not info.get("complete", True):
-        raise NotebookFailed(f"the last run stopped before every chapter was up to date ({run_file}): "
-                             f"run `make notebooks` (or `make report`) again; the previous report was left in place.")
+        raise NotebookFailed(
+            f"the last run stopped before every chapter was up to date ({run_file}): "
+            f"run `make notebooks` (or `make report`) again; the previous report was left in place."
+        )
     paths = [reports / "executed" / name for name in info["notebooks"]]
     merged = merge_notebooks(paths, info)
     if pdf:
@@ -158,10 +174,12 @@ def build_report(pdf: bool = True) -> dict:
         cfg.TemplateExporter.exclude_input = True
         cfg.TemplateExporter.exclude_input_prompt = True
         cfg.TemplateExporter.exclude_output_prompt = True
-        exporter = PDFExporter(config=cfg, extra_template_paths=[str(TEMPLATES)],
-                               template_file="mnistlab_report.tex.j2")
+        exporter = PDFExporter(
+            config=cfg, extra_template_paths=[str(TEMPLATES)], template_file="mnistlab_report.tex.j2"
+        )
         pdf_bytes, _ = exporter.from_notebook_node(
-            _for_pdf(merged, summary), resources={"metadata": {"name": "report", "path": str(reports)}})
+            _for_pdf(merged, summary), resources={"metadata": {"name": "report", "path": str(reports)}}
+        )
         _write_atomic(reports / "report.pdf", pdf_bytes)
         written["pdf"] = str(reports / "report.pdf")
     _write_atomic(reports / "report.html", html_body)

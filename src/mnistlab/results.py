@@ -39,8 +39,10 @@ def check_consistent(metrics: dict[str, dict]) -> dict:
     """All chapters must come from one run: same dataset, profile and seed. Returns them."""
     seen = {(m["dataset"], m["profile"], m.get("seed")) for m in metrics.values()}
     if len(seen) != 1:
-        raise ValueError(f"the metrics files come from different runs: {sorted(map(str, seen))}; "
-                         f"run `make report` again to rebuild them all")
+        raise ValueError(
+            f"the metrics files come from different runs: {sorted(map(str, seen))}; "
+            f"run `make report` again to rebuild them all"
+        )
     dataset, profile, seed = seen.pop()
     return {"dataset": dataset, "profile": profile, "seed": seed}
 
@@ -54,13 +56,21 @@ def leaderboard(metrics: dict[str, dict], task: str = "multiclass") -> pd.DataFr
         for r in payload["results"]:
             if r.get("task", "multiclass") != task:
                 continue
-            rows.append({
-                "model": r["model"], "chapter": notebook[:2], "accuracy": r["accuracy"],
-                "CI low": r["ci95"][0], "CI high": r["ci95"][1], "macro F1": r["macro_f1"],
-                "fit s": r["fit_seconds"],
-                "predict s / 1,000": 1000 * r["predict_seconds"] / max(1, r["n_test"]),
-                "parameters": r.get("n_params"), "n train": r["n_train"], "n test": r["n_test"],
-            })
+            rows.append(
+                {
+                    "model": r["model"],
+                    "chapter": notebook[:2],
+                    "accuracy": r["accuracy"],
+                    "CI low": r["ci95"][0],
+                    "CI high": r["ci95"][1],
+                    "macro F1": r["macro_f1"],
+                    "fit s": r["fit_seconds"],
+                    "predict s / 1,000": 1000 * r["predict_seconds"] / max(1, r["n_test"]),
+                    "parameters": r.get("n_params"),
+                    "n train": r["n_train"],
+                    "n test": r["n_test"],
+                }
+            )
     table = pd.DataFrame(rows)
     if table.empty:
         return table
@@ -99,17 +109,24 @@ def significance_table(y_true, predictions: dict, order: list[str], top: int = 6
     best, rows = order[0], []
     for other in order[1:top]:
         result = mcnemar(y_true, predictions[best], predictions[other])
-        rows.append({"compared with": other, f"only {best} right": result["only first right"],
-                     "only the other right": result["only second right"], "p-value": result["p-value"],
-                     "significant at 5%": "yes" if result["p-value"] < 0.05 else "no"})
+        rows.append(
+            {
+                "compared with": other,
+                f"only {best} right": result["only first right"],
+                "only the other right": result["only second right"],
+                "p-value": result["p-value"],
+                "significant at 5%": "yes" if result["p-value"] < 0.05 else "no",
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def per_class_accuracy(y_true, predictions: dict, n_classes: int) -> pd.DataFrame:
     """Recall of each class (rows: models, columns: classes)."""
     y_true = np.asarray(y_true)
-    return pd.DataFrame({model: [np.mean(pred[y_true == c] == c) for c in range(n_classes)]
-                         for model, pred in predictions.items()}).T
+    return pd.DataFrame(
+        {model: [np.mean(pred[y_true == c] == c) for c in range(n_classes)] for model, pred in predictions.items()}
+    ).T
 
 
 def hardest_images(y_true, predictions: dict, n: int = 20) -> tuple[np.ndarray, np.ndarray]:
@@ -145,24 +162,34 @@ def executive_summary(metrics: dict[str, dict], info: dict) -> str:
     ]
     if not classical.empty:
         top = classical.iloc[0]
-        lines.append(f"- **Best classical baseline:** {top['model']}, {top['accuracy']:.2%} "
-                     f"(95% CI {top['CI low']:.2%} to {top['CI high']:.2%}).")
+        lines.append(
+            f"- **Best classical baseline:** {top['model']}, {top['accuracy']:.2%} "
+            f"(95% CI {top['CI low']:.2%} to {top['CI high']:.2%})."
+        )
     findings = []
     if not classical.empty:
         top = classical.iloc[0]
         error_cut = 1 - (1 - best["accuracy"]) / max(1e-9, 1 - top["accuracy"])
-        findings.append(f"The best model makes {error_cut:.0%} fewer test errors than the best classical "
-                        f"baseline ({round((1 - best['accuracy']) * best['n test'])} against "
-                        f"{round((1 - top['accuracy']) * top['n test'])}).")
+        findings.append(
+            f"The best model makes {error_cut:.0%} fewer test errors than the best classical "
+            f"baseline ({round((1 - best['accuracy']) * best['n test'])} against "
+            f"{round((1 - top['accuracy']) * top['n test'])})."
+        )
     overlapping = board[(board["CI high"] >= best["CI low"]) & (board.index > 0)]
-    findings.append(f"{len(overlapping)} other model(s) have a 95% interval that overlaps the best one's: "
-                    f"on {int(best['n test']):,} test images these differences are within noise.")
+    findings.append(
+        f"{len(overlapping)} other model(s) have a 95% interval that overlaps the best one's: "
+        f"on {int(best['n test']):,} test images these differences are within noise."
+    )
     fastest = board.loc[board["fit s"].idxmin()]
-    findings.append(f"The cheapest model to train, {fastest['model']} ({fastest['fit s']:.1f} s), "
-                    f"reaches {fastest['accuracy']:.2%}; the best took {best['fit s']:.0f} s.")
+    findings.append(
+        f"The cheapest model to train, {fastest['model']} ({fastest['fit s']:.1f} s), "
+        f"reaches {fastest['accuracy']:.2%}; the best took {best['fit s']:.0f} s."
+    )
     worst = board.iloc[-1]
-    findings.append(f"Accuracies span {worst['accuracy']:.2%} ({worst['model']}) to {best['accuracy']:.2%} "
-                    f"across {len(board)} models.")
+    findings.append(
+        f"Accuracies span {worst['accuracy']:.2%} ({worst['model']}) to {best['accuracy']:.2%} "
+        f"across {len(board)} models."
+    )
     lines += ["", "**Findings.** " + " ".join(findings), ""]
     return "\n".join(lines)
 
@@ -173,15 +200,20 @@ README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"
 def readme_block(metrics: dict[str, dict], info: dict, top: int = 10) -> str:
     """The README's results section, generated from the committed metrics (never typed by hand)."""
     board = leaderboard(metrics).head(top)
-    lines = [README_START,
-             f"Produced by `make report DATASET={info['dataset']} PROFILE={info['profile']}` "
-             f"(seed {info['seed']}, commit {info['git_commit']}, {info['date']}); "
-             f"test set of {int(board['n test'].iloc[0]):,} images.", "",
-             "| model | chapter | test accuracy | 95% CI | macro F1 | fit s |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        README_START,
+        f"Produced by `make report DATASET={info['dataset']} PROFILE={info['profile']}` "
+        f"(seed {info['seed']}, commit {info['git_commit']}, {info['date']}); "
+        f"test set of {int(board['n test'].iloc[0]):,} images.",
+        "",
+        "| model | chapter | test accuracy | 95% CI | macro F1 | fit s |",
+        "|---|---|---|---|---|---|",
+    ]
     for _, r in board.iterrows():
-        lines.append(f"| {r['model']} | {r['chapter']} | {r['accuracy']:.2%} | {r['CI low']:.2%}–{r['CI high']:.2%} "
-                     f"| {r['macro F1']:.3f} | {r['fit s']:.0f} |")
+        lines.append(
+            f"| {r['model']} | {r['chapter']} | {r['accuracy']:.2%} | {r['CI low']:.2%}–{r['CI high']:.2%} "
+            f"| {r['macro F1']:.3f} | {r['fit s']:.0f} |"
+        )
     lines.append(README_END)
     return "\n".join(lines)
 
@@ -198,7 +230,18 @@ def update_readme(readme: Path, metrics: dict[str, dict], info: dict) -> bool:
 
 def variant_table(metrics: dict[str, dict]) -> pd.DataFrame:
     """Results of the harder variants (noisy, multi-digit), each on its own test set."""
-    rows = [{"variant": payload["variant"], "model": r["model"], "accuracy": r["accuracy"],
-             "CI low": r["ci95"][0], "CI high": r["ci95"][1], "macro F1": r["macro_f1"], "fit s": r["fit_seconds"]}
-            for payload in metrics.values() if payload.get("variant") for r in payload["results"]]
+    rows = [
+        {
+            "variant": payload["variant"],
+            "model": r["model"],
+            "accuracy": r["accuracy"],
+            "CI low": r["ci95"][0],
+            "CI high": r["ci95"][1],
+            "macro F1": r["macro_f1"],
+            "fit s": r["fit_seconds"],
+        }
+        for payload in metrics.values()
+        if payload.get("variant")
+        for r in payload["results"]
+    ]
     return pd.DataFrame(rows)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
-import json
 import os
 import platform
 import re
@@ -62,11 +61,24 @@ def git_commit() -> str:
     (outside ``reports/`` and ``figures/``, which a run itself rewrites)."""
     root = config.repo_root()
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, check=True,
-                                capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-                                ":(exclude)reports", ":(exclude)figures"], cwd=root,
-                               capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, check=True, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":(exclude)reports",
+                ":(exclude)figures",
+            ],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
         return commit + (" +changes" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -99,6 +111,7 @@ def environment(**values):
 
 # --------------------------------------------------------------------------- the cache key
 
+
 def _sha256(*parts: bytes) -> str:
     digest = hashlib.sha256()
     for part in parts:
@@ -106,8 +119,10 @@ def _sha256(*parts: bytes) -> str:
     return digest.hexdigest()
 
 
-_CHAPTER_IMPORT = re.compile(r"^[ \t]*(?:from[ \t]+mnistlab(?:\.(\w+))?[ \t]+import[ \t]+([\w \t,]+)"
-                             r"|import[ \t]+mnistlab\.(\w+))", re.M)
+_CHAPTER_IMPORT = re.compile(
+    r"^[ \t]*(?:from[ \t]+mnistlab(?:\.(\w+))?[ \t]+import[ \t]+(\([^)]*\)|[\w \t,]+)|import[ \t]+mnistlab\.(\w+))",
+    re.M,
+)
 _PACKAGE_IMPORT = re.compile(r"^[ \t]*from[ \t]+\.(\w*)[ \t]+import[ \t]+(\([^)]*\)|[\w \t,]+)", re.M)
 
 
@@ -123,7 +138,8 @@ def modules_used(path: Path) -> list[str]:
 
     def named(module, names):
         found = {module} if module else set()
-        return found | {n.strip() for n in names.replace("(", "").replace(")", "").split(",")} & known
+        names = re.sub(r"#[^\n]*", "", names).strip("()")
+        return found | {n.strip() for n in names.split(",")} & known
 
     todo = set()
     for module, names, plain in _CHAPTER_IMPORT.findall(code):
@@ -149,8 +165,12 @@ def package_checksum(modules) -> str:
 
 def chapter_inputs(path: Path, params: dict, data_checksum: str) -> dict:
     """What a chapter's results depend on, each as a checksum (or the parameters themselves)."""
-    return {"notebook": _sha256(path.read_bytes()), "parameters": dict(sorted(params.items())),
-            "package": package_checksum(modules_used(path)), "data": data_checksum}
+    return {
+        "notebook": _sha256(path.read_bytes()),
+        "parameters": dict(sorted(params.items())),
+        "package": package_checksum(modules_used(path)),
+        "data": data_checksum,
+    }
 
 
 def _stored(path: Path) -> dict | None:
@@ -207,8 +227,9 @@ def _run_parameters(dataset, profile, seed, jobs, only=None):
     return paths, data, params
 
 
-def status(dataset: str = "auto", profile: str = "quick", seed: int = config.DEFAULT_SEED, jobs: int = 2,
-           force: bool = False) -> list[ChapterState]:
+def status(
+    dataset: str = "auto", profile: str = "quick", seed: int = config.DEFAULT_SEED, jobs: int = 2, force: bool = False
+) -> list[ChapterState]:
     """Every chapter, up to date or stale (and why), for a run with these settings."""
     paths, data, params = _run_parameters(dataset, profile, seed, jobs)
     return chapter_states(paths, params, data.checksum, config.reports_dir() / "executed", force)
@@ -216,14 +237,22 @@ def status(dataset: str = "auto", profile: str = "quick", seed: int = config.DEF
 
 # --------------------------------------------------------------------------- running
 
+
 def _move_metrics(staging: Path) -> None:
     """A chapter succeeded: its metrics files replace the previous ones."""
     for path in staging.iterdir():
         os.replace(path, config.metrics_dir() / path.name)
 
 
-def run_notebooks(dataset: str = "auto", profile: str = "quick", seed: int = config.DEFAULT_SEED,
-                  jobs: int = 2, only=None, progress: bool = True, force: bool = False) -> dict:
+def run_notebooks(
+    dataset: str = "auto",
+    profile: str = "quick",
+    seed: int = config.DEFAULT_SEED,
+    jobs: int = 2,
+    only=None,
+    progress: bool = True,
+    force: bool = False,
+) -> dict:
     """Execute the stale chapters in order with papermill (all of them with ``force``), reuse
     the others, and write ``reports/run.json``.
 
@@ -240,14 +269,30 @@ def run_notebooks(dataset: str = "auto", profile: str = "quick", seed: int = con
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     states = chapter_states(paths, params, data.checksum, executed, force)
-    info = {"title": REPORT_TITLE, "dataset": data.name, "requested_dataset": dataset,
-            "source": data.source, "data_checksum": data.checksum, "profile": profile, "seed": seed,
-            "jobs": jobs, "notebooks": [p.name for p in paths], "complete": False,
-            "date": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "git_commit": commit,
-            "versions": versions(), "seconds": {}, "chapters": {}}
-    env = {"MNISTLAB_OUTPUT": config.output_dir(), "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PYTHONWARNINGS": "ignore", "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-           "MNISTLAB_METRICS_STAGING": staging / "metrics"}
+    info = {
+        "title": REPORT_TITLE,
+        "dataset": data.name,
+        "requested_dataset": dataset,
+        "source": data.source,
+        "data_checksum": data.checksum,
+        "profile": profile,
+        "seed": seed,
+        "jobs": jobs,
+        "notebooks": [p.name for p in paths],
+        "complete": False,
+        "date": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "git_commit": commit,
+        "versions": versions(),
+        "seconds": {},
+        "chapters": {},
+    }
+    env = {
+        "MNISTLAB_OUTPUT": config.output_dir(),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PYTHONWARNINGS": "ignore",
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        "MNISTLAB_METRICS_STAGING": staging / "metrics",
+    }
     with environment(**env):
         for path, state in zip(paths, states):
             if not state.stale:
@@ -257,8 +302,12 @@ def run_notebooks(dataset: str = "auto", profile: str = "quick", seed: int = con
                 print(f"== {path.name} ({data.name}, {profile}): {'; '.join(state.reasons)}", flush=True)
                 record = _execute(pm, path, staging, params, data.checksum, commit, progress)
             info["seconds"][path.name] = record["seconds"]
-            info["chapters"][path.name] = {"executed": record["executed"], "git_commit": record["git_commit"],
-                                           "seconds": record["seconds"], "reused": not state.stale}
+            info["chapters"][path.name] = {
+                "executed": record["executed"],
+                "git_commit": record["git_commit"],
+                "seconds": record["seconds"],
+                "reused": not state.stale,
+            }
             write_json_atomic(reports / "run.json", info)  # always describes reports/executed/
     info["complete"] = True
     write_json_atomic(reports / "run.json", info)
@@ -273,16 +322,27 @@ def _execute(pm, path: Path, staging: Path, params: dict, data_checksum: str, co
     metrics.mkdir()
     start = time.perf_counter()
     try:
-        pm.execute_notebook(str(path), str(target), parameters=params, kernel_name="python3",
-                            progress_bar=progress, cwd=str(config.output_dir()))
+        pm.execute_notebook(
+            str(path),
+            str(target),
+            parameters=params,
+            kernel_name="python3",
+            progress_bar=progress,
+            cwd=str(config.output_dir()),
+        )
     except pm.PapermillExecutionError as err:
         raise NotebookFailed(
             f"notebook {path.name} failed in cell {err.cell_index} (execution count "
             f"{err.exec_count}): {err.ename}: {err.evalue}\nThe partly executed notebook is "
             f"kept at {target}; the previous report, this chapter's previous results and its "
-            f"metrics were left in place.") from None
-    record = {"inputs": chapter_inputs(path, params, data_checksum), "seconds": round(time.perf_counter() - start, 2),
-              "executed": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"), "git_commit": commit}
+            f"metrics were left in place."
+        ) from None
+    record = {
+        "inputs": chapter_inputs(path, params, data_checksum),
+        "seconds": round(time.perf_counter() - start, 2),
+        "executed": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "git_commit": commit,
+    }
     nb = nbformat.read(str(target), as_version=4)
     nb.metadata.setdefault("mnistlab", {})["cache"] = record
     nbformat.write(nb, str(target))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from . import config
 
 #: PCA(whiten) + RBF SVC: after whitening each component has unit variance, so useful
@@ -10,8 +11,7 @@ from . import config
 PCA_SVC_GRIDS = {
     "tiny": {"pca__n_components": [30], "svc__C": [10], "svc__gamma": [0.02]},
     "small": {"pca__n_components": [35, 50], "svc__C": [5, 20], "svc__gamma": [0.01, 0.02]},
-    "full": {"pca__n_components": [30, 40, 50, 70], "svc__C": [2, 5, 10, 30],
-             "svc__gamma": [0.005, 0.01, 0.02, 0.04]},
+    "full": {"pca__n_components": [30, 40, 50, 70], "svc__C": [2, 5, 10, 30], "svc__gamma": [0.005, 0.01, 0.02, 0.04]},
 }
 
 
@@ -34,14 +34,30 @@ def grid_size(grid: dict) -> int:
 #: The grid people use for this problem (optimizer × batch size × initializer × activation ×
 #: dropout × epochs). ``small`` is searched by successive halving to stay within ``quick``.
 CNN_GRIDS = {
-    "tiny": {"optimizer": ["adam"], "batch_size": [64], "kernel_initializer": ["glorot_uniform"],
-             "activation": ["relu"], "dropout": [0.25], "epochs": [1]},
-    "small": {"optimizer": ["adam", "rmsprop"], "batch_size": [32, 128],
-              "kernel_initializer": ["glorot_uniform", "he_normal"], "activation": ["relu"],
-              "dropout": [0.25, 0.5], "epochs": [3]},
-    "full": {"optimizer": ["adam", "nadam", "rmsprop"], "batch_size": [32, 128],
-             "kernel_initializer": ["glorot_uniform", "he_normal"], "activation": ["relu", "elu"],
-             "dropout": [0.25, 0.5], "epochs": [3, 6]},
+    "tiny": {
+        "optimizer": ["adam"],
+        "batch_size": [64],
+        "kernel_initializer": ["glorot_uniform"],
+        "activation": ["relu"],
+        "dropout": [0.25],
+        "epochs": [1],
+    },
+    "small": {
+        "optimizer": ["adam", "rmsprop"],
+        "batch_size": [32, 128],
+        "kernel_initializer": ["glorot_uniform", "he_normal"],
+        "activation": ["relu"],
+        "dropout": [0.25, 0.5],
+        "epochs": [3],
+    },
+    "full": {
+        "optimizer": ["adam", "nadam", "rmsprop"],
+        "batch_size": [32, 128],
+        "kernel_initializer": ["glorot_uniform", "he_normal"],
+        "activation": ["relu", "elu"],
+        "dropout": [0.25, 0.5],
+        "epochs": [3, 6],
+    },
 }
 
 
@@ -56,6 +72,7 @@ def cnn_search(estimator, profile, cv, n_jobs: int = 1, seed: int = config.DEFAU
     grid_name = config.get_profile(profile).grid
     grid = CNN_GRIDS[grid_name]
     if grid_name == "small":
-        return HalvingGridSearchCV(estimator, grid, cv=cv, factor=3, n_jobs=n_jobs, random_state=seed,
-                                   min_resources="exhaust")
+        return HalvingGridSearchCV(
+            estimator, grid, cv=cv, factor=3, n_jobs=n_jobs, random_state=seed, min_resources="exhaust"
+        )
     return GridSearchCV(estimator, grid, cv=cv, n_jobs=n_jobs)

@@ -23,13 +23,19 @@ def add_uniform_noise(x, level: int = 100, seed: int = config.DEFAULT_SEED) -> n
 
 
 def _transform(image, name):
-    return {"rot90": lambda a: np.rot90(a, 1), "rot180": lambda a: np.rot90(a, 2),
-            "rot270": lambda a: np.rot90(a, 3), "flip_lr": np.fliplr, "flip_ud": np.flipud,
-            "transpose": np.transpose}[name](image)
+    return {
+        "rot90": lambda a: np.rot90(a, 1),
+        "rot180": lambda a: np.rot90(a, 2),
+        "rot270": lambda a: np.rot90(a, 3),
+        "flip_lr": np.fliplr,
+        "flip_ud": np.flipud,
+        "transpose": np.transpose,
+    }[name](image)
 
 
-def noisy_digits(x, level: float = NOISE_LEVEL, transform_share: float = TRANSFORM_SHARE,
-                 seed: int = config.DEFAULT_SEED) -> tuple[np.ndarray, np.ndarray]:
+def noisy_digits(
+    x, level: float = NOISE_LEVEL, transform_share: float = TRANSFORM_SHARE, seed: int = config.DEFAULT_SEED
+) -> tuple[np.ndarray, np.ndarray]:
     """Uniform background noise of amplitude ``level`` (0..1) over each whole image, and a
     random rotation, flip or transpose on a share of the images (as in noisy competition data).
 
@@ -59,8 +65,9 @@ def with_reoriented_copies(x, y, seed: int = config.DEFAULT_SEED):
     return np.concatenate([x, reoriented(x, seed)]), np.concatenate([y, y])
 
 
-def triplets(x, y, n: int, seed: int = config.DEFAULT_SEED, noise: float = TRIPLET_NOISE,
-             canvas: int = CANVAS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def triplets(
+    x, y, n: int, seed: int = config.DEFAULT_SEED, noise: float = TRIPLET_NOISE, canvas: int = CANVAS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``n`` canvases (``canvas``×``canvas``) each holding three digits of ``x`` in three of the
     four quadrants (so they never overlap), with a small random shift and background noise.
 
@@ -79,7 +86,7 @@ def triplets(x, y, n: int, seed: int = config.DEFAULT_SEED, noise: float = TRIPL
             r, c = divmod(int(quadrant), 2)
             dr, dc = rng.integers(0, slack + 1, size=2)
             top, left = r * half + dr, c * half + dc
-            images[i, top:top + x.shape[1], left:left + x.shape[2]] = x[picks[i, k]]
+            images[i, top : top + x.shape[1], left : left + x.shape[2]] = x[picks[i, k]]
     images += rng.uniform(0, noise * 255, size=images.shape)
     parts = np.asarray(y)[picks]
     return np.clip(images, 0, 255).astype(np.uint8), parts.max(axis=1), parts
@@ -108,7 +115,7 @@ def extract_digits(image, n: int = 3, threshold: int = INK_THRESHOLD, size: int 
         centre_row, centre_col = ndimage.center_of_mass(crop.astype(np.float64))
         top = int(np.clip(round(size / 2 - centre_row), 0, size - h))
         left = int(np.clip(round(size / 2 - centre_col), 0, size - w))
-        out[k, top:top + h, left:left + w] = crop
+        out[k, top : top + h, left : left + w] = crop
     return out
 
 

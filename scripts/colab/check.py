@@ -69,6 +69,8 @@ def build_runtime(python: str) -> None:
     stub.mkdir(parents=True, exist_ok=True)
     (stub / "__init__.py").write_text(STUB)
     (stub.parent / "__init__.py").touch()
+    # Colab's kernel has google.colab imported at start-up: that is what the notebooks test.
+    (Path(site) / "google_colab_stub.pth").write_text("import google.colab\n")
     run(
         VENV / "bin" / "python",
         "-m",

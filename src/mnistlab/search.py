@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import time
+from contextlib import contextmanager
+
 import numpy as np
 
 from . import config
@@ -76,3 +80,30 @@ def cnn_search(estimator, profile, cv, n_jobs: int = 1, seed: int = config.DEFAU
             estimator, grid, cv=cv, factor=3, n_jobs=n_jobs, random_state=seed, min_resources="exhaust"
         )
     return GridSearchCV(estimator, grid, cv=cv, n_jobs=n_jobs)
+
+
+@contextmanager
+def backend(cluster: str | None = None):
+    """Where a search's fits run: joblib's Dask backend on the cluster at ``cluster`` (a scheduler
+    address such as ``tcp://10.0.0.5:8786``, else ``$SEARCH_CLUSTER``), or this machine.
+    Yields a sentence saying which."""
+    address = cluster or os.environ.get("SEARCH_CLUSTER")
+    if not address:
+        yield "on this machine"
+        return
+    import joblib
+    from dask.distributed import Client
+
+    with Client(address, timeout=30) as client, joblib.parallel_backend("dask"):
+        workers = len(client.scheduler_info()["workers"])
+        yield f"on the Dask cluster at {address} ({workers} workers)"
+
+
+def fit_search(search_cv, x, y, cluster: str | None = None) -> str:
+    """Fit a scikit-learn search, on a Dask cluster when one is named (:func:`backend`);
+    return one line saying what ran where and how long it took."""
+    start = time.perf_counter()
+    with backend(cluster) as where:
+        search_cv.fit(x, y)
+    n_fits = len(search_cv.cv_results_["params"]) * search_cv.n_splits_
+    return f"{n_fits} fits {where} in {time.perf_counter() - start:.0f} s"

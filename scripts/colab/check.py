@@ -102,6 +102,7 @@ def freeze() -> dict[str, str]:
 
 
 def check_notebook(path: Path, out: Path) -> tuple[bool, str]:
+    import nbformat
     import papermill as pm
 
     subprocess.run([VENV / "bin" / "python", "-m", "pip", "uninstall", "-q", "-y", "mnistlab"], capture_output=True)
@@ -119,6 +120,12 @@ def check_notebook(path: Path, out: Path) -> tuple[bool, str]:
         )
     except pm.PapermillExecutionError as err:
         return False, f"failed in cell {err.cell_index}: {err.ename}: {err.evalue}"
+    executed = nbformat.read(str(out / path.name), as_version=4)
+    setup = next(c for c in executed.cells if c.cell_type == "code")
+    for output in setup.get("outputs", []):
+        for line in output.get("text", "").splitlines():
+            if line.startswith(("Running with", "No GPU", "Training on")):
+                print(f"     {path.name}: {line}", flush=True)
     after = freeze()
     changed = [
         f"{name} {version} -> {after.get(name, 'removed')}"

@@ -11,7 +11,7 @@ JOBS ?= 2
 SEED ?= 42
 RUN_ARGS = --dataset $(DATASET) --profile $(PROFILE) --jobs $(JOBS) --seed $(SEED)
 FORCE ?=
-EXTRAS := report,lab,cluster,dev
+EXTRAS := report,lab,cluster,jax,dev
 
 .PHONY: help setup system-deps data notebooks status report colab-check lint lab html test test-fast bench clean
 

@@ -66,6 +66,31 @@ def test_pdf_has_title_page_chapters_and_no_noise(built):
     assert not re.search(r"\w+(Error|Exception)\b", text), "an exception reached the report"
 
 
+LOG_LINE = re.compile(r"(\bepoch\s*\d+|\bmember \d+/\d+|^\s*---\s|val_(loss|accuracy)|\bloss \d)", re.I)
+
+
+def test_pdf_reads_as_a_report_not_a_log(built):
+    out, info, written = built
+    lines = pdf_text(written["pdf"]).splitlines()
+    run = longest = 0
+    for line in lines:
+        run = run + 1 if LOG_LINE.search(line) else 0
+        longest = max(longest, run)
+    assert longest <= 3, "training logs reached the PDF"
+    flat = " ".join(" ".join(lines).split())
+    assert "written to" not in flat and str(out) not in flat
+    assert flat.count("What we learned") == len(info["notebooks"]), "each chapter ends with 'What we learned'"
+
+
+def test_html_has_contents_folded_code_and_works_offline(built):
+    _, info, written = built
+    html = open(written["html"]).read()
+    assert html.count('href="#chapter-') >= len(info["notebooks"]) and 'id="chapter-1"' in html
+    assert html.count('<details class="mnistlab-code">') > 20
+    assert not re.search(r"<(script|link)[^>]+(src|href)=\"https?://", html), "nothing loaded from the network"
+    assert "colab-badge.svg" not in html and "Open this chapter in Colab" in html
+
+
 def test_every_notebook_ran_and_wrote_metrics(built):
     out, info, _ = built
     assert info["notebooks"] == [p.name for p in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))]
@@ -113,8 +138,14 @@ def test_executive_summary_matches_metrics(built):
         for r in json.loads(path.read_text())["results"]
         if r["task"] == "multiclass"
     )
-    stated = re.search(r"Best model: .*?test accuracy ([0-9.]+)%", flat)
+    stated = re.search(r"The most accurate model is .*?: ([0-9.]+)% test accuracy", flat)
     assert stated and float(stated.group(1)) == pytest.approx(100 * best, abs=0.005)
+    summary = (
+        flat[flat.index("Executive summary") : flat.index("Contents")]
+        if flat.index("Contents") > flat.index("Executive summary")
+        else flat[flat.index("Executive summary") :].split("What helped")[0]
+    )
+    assert len(flat[flat.index("Executive summary") :].split("Exploring the data")[0].split()) >= 150
     assert "Figure 1.1:" in flat  # captioned, numbered figures
 
 
@@ -146,3 +177,15 @@ def test_bench_times_chapters_without_touching_the_report(isolated):
         config.reports_dir() / "metrics" / "03_precision_recall_roc.json"
     ).exists()  # the report's metrics are kept
     assert not (config.reports_dir() / "executed").exists()
+
+
+def test_network_chapters_run_on_the_jax_backend(tmp_path, monkeypatch):
+    """The code path a GPU user takes (KERAS_BACKEND=jax), exercised on the CPU in every CI run."""
+    pytest.importorskip("jax")
+    monkeypatch.setenv("MNISTLAB_OUTPUT", str(tmp_path))
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    info = runner.run_notebooks("mnist-sample", "smoke", seed=0, only=["05", "06", "07", "08"], progress=False)
+    assert info["versions"]["keras backend"] == "jax"
+    metrics = json.loads((tmp_path / "reports" / "metrics" / "05_neural_networks.json").read_text())
+    assert metrics["backend"] == "jax"
+    assert max(r["accuracy"] for r in metrics["results"]) > 0.5  # one smoke epoch: the best net learned

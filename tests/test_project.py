@@ -31,7 +31,8 @@ def test_notebook_is_stored_clean_and_parameterised(path):
     assert len(params) == 1
     for name in ("dataset", "profile", "seed", "n_jobs"):
         assert re.search(rf"^{name} = ", params[0].source, re.M), name
-    assert any("print(ds.source)" in c.source for c in nb.cells), "print the data source"
+    assert any("plots.say(ds.source)" in c.source for c in nb.cells), "show the data source"
+    assert "plots.learned(" in nb.cells[-1].source, "end with 'What we learned'"
 
 
 def test_repository_url_has_one_source():

@@ -65,6 +65,26 @@ def test_executive_summary_numbers_come_from_metrics(two_chapters):
     assert f"**{best:.2%}**" in text and "SOURCE LINE" in text and "good" in text
 
 
+def test_executive_summary_reports_contrasts_cost_and_published_results(two_chapters):
+    ds, good, poor = two_chapters
+    y = ds.y_test
+    svc, pca_svc = y.copy(), y.copy()
+    svc[:40] = (svc[:40] + 1) % 10
+    pca_svc[:10] = (pca_svc[:10] + 1) % 10
+    write_metrics(
+        "04_c",
+        ds,
+        [result_record("SVC (RBF)", y, svc, n_train=600), result_record("PCA + SVC (tuned)", y, pca_svc)],
+        {"SVC (RBF)": svc, "PCA + SVC (tuned)": pca_svc},
+    )
+    info = {"source": "SOURCE LINE", "seconds": {"04_c.ipynb": 60.0, "05_b.ipynb": 240.0}}
+    text = results.executive_summary(results.load_metrics(), info)
+    assert len(text.split()) >= 150
+    assert "PCA before the RBF SVM, tuned by grid search: +10.00 points" in text and "significant at 5%" in text
+    assert "The 2 chapters took 5.0 minutes (the longest, 05_b, 4.0)" in text
+    assert "Published results on the official test set (this run's test set is a subset" in text
+
+
 def test_mixed_runs_are_refused(two_chapters):
     path = config.metrics_dir() / "05_b.json"
     payload = json.loads(path.read_text())

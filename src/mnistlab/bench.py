@@ -108,3 +108,93 @@ def run_bench(
         print(f"{notebook:<{width}}  best {row['accuracy']:.2%}  {row['model']}")
     print(f"wrote {path}")
     return result
+
+
+# --------------------------------------------------------------------------- time to accuracy
+
+#: Recipes compared by :func:`time_to_accuracy`: (architecture, epochs, batch size, schedule, augment).
+#: The first is the reference every other is measured against: the Keras example "Simple MNIST
+#: convnet" (two convolutions, Adam at 1e-3, batch 128, 15 epochs).
+RECIPES = {
+    "keras example (simple_cnn, Adam, 15 epochs)": ("simple_cnn", 15, 128, "constant", False),
+    "bn_cnn, one-cycle, 2 epochs": ("bn_cnn", 2, 128, "one-cycle", False),
+    "bn_cnn, one-cycle + augmentation, 10 epochs": ("bn_cnn", 10, 128, "one-cycle", True),
+    "deep_cnn, one-cycle + augmentation, 10 epochs": ("deep_cnn", 10, 128, "one-cycle", True),
+}
+THRESHOLDS = (0.990, 0.993, 0.995, 0.996)
+
+
+def test_accuracy_curve(networks, x_test, y_test):
+    """A callback recording, after every epoch, the training seconds so far (evaluation excluded)
+    and the test accuracy (DAWNBench-style: the test set is evaluated after each epoch)."""
+    import keras
+
+    class Curve(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.points, self.seconds = [], 0.0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds += time.perf_counter() - self._start
+            accuracy = float((networks.predict_proba(self.model, x_test).argmax(1) == y_test).mean())
+            self.points.append((round(self.seconds, 2), accuracy))
+            print(f"  epoch {epoch + 1}: {self.seconds:7.1f} s of training, test accuracy {accuracy:.4f}", flush=True)
+
+    return Curve()
+
+
+def time_to_accuracy(recipes=None, dataset: str = "mnist", seed: int = config.DEFAULT_SEED, max_train=None) -> dict:
+    """Train each recipe on 90% of the training set (the chapters' fit part) and record the training
+    time at which test accuracy first reaches each of :data:`THRESHOLDS`, the final accuracy and
+    images/s; with the ratio of each time to the first recipe's (the Keras example)."""
+    from . import networks
+    from .data import load_dataset
+
+    ds = load_dataset(dataset, "full", seed)
+    x, y = networks.images(ds.x_train), ds.y_train
+    if max_train:
+        x, y = x[:max_train], y[:max_train]
+    x_fit, _, y_fit, _ = networks.validation_split(x, y, seed=seed)
+    x_test = networks.images(ds.x_test)
+    device = networks.setup_device(seed)
+    rows = []
+    for name, (architecture, epochs, batch_size, schedule, augment) in (recipes or RECIPES).items():
+        print(f"{name}: {len(x_fit):,} training images, {len(x_test):,} test images", flush=True)
+        model = networks.build(architecture, jit_compile=device["jit_compile"], seed=seed)
+        curve = test_accuracy_curve(networks, x_test, ds.y_test)
+        networks.fit(model, x_fit, y_fit, None, epochs, batch_size, seed, schedule, augment, extra_callbacks=[curve])
+        reached = {f"{t:.1%}": next((s for s, a in curve.points if a >= t), None) for t in THRESHOLDS}
+        rows.append(
+            {
+                "recipe": name,
+                "architecture": architecture,
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "schedule": schedule,
+                "augmentation": augment,
+                "parameters": model.count_params(),
+                "multiply_adds": networks.multiply_adds(model),
+                "curve": curve.points,
+                "seconds_to": reached,
+                "final_accuracy": curve.points[-1][1],
+                "images_per_s": round(len(x_fit) * epochs / curve.seconds, 1),
+            }
+        )
+    reference = rows[0]["seconds_to"]
+    for row in rows:
+        row["ratio_to_reference"] = {
+            t: (round(s / reference[t], 3) if s and reference.get(t) else None) for t, s in row["seconds_to"].items()
+        }
+    return {
+        "dataset": ds.name,
+        "source": ds.source,
+        "n_fit": len(x_fit),
+        "n_test": len(x_test),
+        "device": device["device"],
+        "backend": device["backend"],
+        "evaluation": "test accuracy after every epoch (DAWNBench-style); times are training only",
+        "recipes": rows,
+    }

@@ -268,3 +268,32 @@ def paired_difference_ci(
     means = gain[rng.integers(0, len(gain), size=(n_boot, len(gain)))].mean(axis=1)
     low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
     return float(gain.mean()), float(low), float(high)
+
+
+def lessons(results: list[dict]) -> list[str]:
+    """Two computed points for a chapter's "What we learned": the best model with its interval,
+    and what the cheapest model close to it (or the weakest one) says about cost and gain."""
+    ranked = sorted((r for r in results if r.get("task", "multiclass") == "multiclass"), key=lambda r: -r["accuracy"])
+    if not ranked:
+        return []
+    best = ranked[0]
+    points = [
+        f"The most accurate model is {best['model']}: {best['accuracy']:.2%} test accuracy "
+        f"(95% CI {best['ci95'][0]:.2%} to {best['ci95'][1]:.2%}) on {best['n_test']:,} test images."
+    ]
+    close = [
+        r for r in ranked[1:] if best["accuracy"] - r["accuracy"] <= 0.005 and r["fit_seconds"] < best["fit_seconds"]
+    ]
+    if close:
+        cheap = min(close, key=lambda r: r["fit_seconds"])
+        points.append(
+            f"{cheap['model']} comes within {100 * (best['accuracy'] - cheap['accuracy']):.2f} points of it in "
+            f"{cheap['fit_seconds']:.0f} s of training instead of {best['fit_seconds']:.0f} s."
+        )
+    elif len(ranked) > 1:
+        worst = ranked[-1]
+        points.append(
+            f"The weakest, {worst['model']}, reaches {worst['accuracy']:.2%}: "
+            f"{100 * (best['accuracy'] - worst['accuracy']):.1f} points below the best."
+        )
+    return points

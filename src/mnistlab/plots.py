@@ -28,6 +28,41 @@ def setup_notebook() -> None:
         pass
 
 
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]<>#|"})
+
+
+def escape_markdown(text: str) -> str:
+    """``text`` with Markdown's special characters escaped, so that it typesets as written."""
+    return str(text).translate(_MARKDOWN_SPECIAL)
+
+
+def say(*parts, sep: str = " ", markdown: bool = False) -> None:
+    """Show a sentence that carries computed numbers as text (Markdown), not as a monospace print.
+
+    Works like ``print``: the parts are joined with ``sep``; their Markdown characters are
+    escaped unless ``markdown=True`` (then the text is Markdown as written). Outside IPython it
+    prints.
+    """
+    text = sep.join(str(p) for p in parts)
+    try:
+        from IPython import get_ipython
+        from IPython.display import Markdown, display
+    except ImportError:  # pragma: no cover - plain Python
+        get_ipython = None
+    if get_ipython is None or get_ipython() is None:
+        print(text)
+        return
+    display(Markdown(text if markdown else escape_markdown(text)))
+
+
+def learned(points) -> None:
+    """The closing "What we learned" section of a chapter: three to five computed points."""
+    points = [p for p in points if p]
+    if not 3 <= len(points) <= 5:
+        raise ValueError(f"'What we learned' takes three to five points, got {len(points)}")
+    say("## What we learned\n\n" + "\n".join(f"- {p}" for p in points), markdown=True)
+
+
 def save_fig(fig, name: str, caption: str | None = None, tight: bool = True) -> None:
     """Save ``fig`` as ``figures/<name>.png`` under the run's output directory.
 
@@ -155,6 +190,41 @@ def embedding_scatter(points, y, class_names, title: str | None = None):
     return fig
 
 
+TEXT_WIDTH_PT, LANDSCAPE_WIDTH_PT = 460, 640  # nbconvert's report layout: 1-inch margins on letter paper
+_CHAR_PT = {"small": 4.6, "footnotesize": 4.2}  # average width of a character at 9 and 8 pt
+_COLUMN_PAD_PT = 12
+
+
+def _looks_numeric(text: str) -> bool:
+    return bool(text) and all(ch in "0123456789.,%+-–e " for ch in text.strip())
+
+
+def _width(chars, size) -> float:
+    return sum(c * _CHAR_PT[size] + _COLUMN_PAD_PT for c in chars)
+
+
+def table_layout(chars: list[int], numeric: list[bool]) -> dict:
+    """Font size, orientation and column format for a table whose columns are ``chars`` wide:
+    9 pt if it fits the text width, else 8 pt; then long text columns wrap (``p{}``), then landscape."""
+    chars = list(chars)
+    spec = ["r" if n else "l" for n in numeric]
+    for size in ("small", "footnotesize"):
+        if _width(chars, size) <= TEXT_WIDTH_PT:
+            return {"size": size, "landscape": False, "format": "".join(spec)}
+    landscape = False
+    while _width(chars, "footnotesize") > (LANDSCAPE_WIDTH_PT if landscape else TEXT_WIDTH_PT):
+        texts = [i for i, n in enumerate(numeric) if not n and chars[i] > 24]
+        if texts:  # wrap the widest text column at 24 characters
+            i = max(texts, key=lambda k: chars[k])
+            chars[i] = 24
+            spec[i] = f"p{{{24 * _CHAR_PT['footnotesize']:.0f}pt}}"
+        elif not landscape:
+            landscape = True
+        else:
+            break  # as good as it gets: 8 pt, landscape, wrapped
+    return {"size": "footnotesize", "landscape": landscape, "format": "".join(spec)}
+
+
 class Table:
     """A DataFrame shown as HTML in notebooks and as an escaped booktabs table in the PDF."""
 
@@ -174,13 +244,25 @@ class Table:
         return caption + body
 
     def _repr_latex_(self) -> str:
+        """Booktabs LaTeX at 9 or 8 pt, never shrunk below: a table too wide for the page gets its
+        long text columns wrapped and, if still too wide, a landscape page of its own."""
         from nbconvert.filters import escape_latex
 
         frame = self._formatted().astype(str)
         caption = escape_latex(self.caption) if self.caption else None
-        latex = frame.to_latex(index=self.index, escape=True, caption=caption, position="htbp")
-        latex = latex.replace("\\begin{tabular}", "\\centering\n\\adjustbox{max width=\\linewidth}{\\begin{tabular}")
-        return latex.replace("\\end{tabular}", "\\end{tabular}}")
+        columns = ([frame.index.astype(str)] if self.index else []) + [frame[c] for c in frame.columns]
+        headers = ([str(frame.index.name or "")] if self.index else []) + [str(c) for c in frame.columns]
+        chars = [max([len(h)] + [len(v) for v in col]) for h, col in zip(headers, columns)]
+        numeric = [self.index is False or i > 0 for i in range(len(chars))]
+        numeric = [n and all(_looks_numeric(v) for v in col) for n, col in zip(numeric, columns)]
+        layout = table_layout(chars, numeric)
+        latex = frame.to_latex(
+            index=self.index, escape=True, caption=caption, position="htbp", column_format=layout["format"]
+        )
+        latex = latex.replace("\\begin{tabular}", f"\\centering\\{layout['size']}\n\\begin{{tabular}}")
+        if layout["landscape"]:
+            latex = "\\begin{landscape}\n" + latex + "\\end{landscape}\n"
+        return latex
 
     def __repr__(self) -> str:
         return self._formatted().to_string(index=self.index)
@@ -255,26 +337,26 @@ def one_vs_rest_curves(y_true, scores, class_names):
 
 
 def confusion_matrices(y_true, y_pred, class_names):
-    """Three views of one confusion matrix: counts, rows normalised, and errors only."""
+    """Two views of one confusion matrix, annotated at a size that stays legible in print:
+    counts, and the errors alone (each row's errors as a share of that true class)."""
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 5))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.8))
     options = {
         "display_labels": class_names,
         "colorbar": False,
         "labels": np.arange(len(class_names)),
         "xticks_rotation": 45 if len(max(class_names, key=len)) > 2 else 0,
+        "text_kw": {"fontsize": 11},
     }
     ConfusionMatrixDisplay.from_predictions(y_true, y_pred, ax=axes[0], **options)
-    ConfusionMatrixDisplay.from_predictions(
-        y_true, y_pred, ax=axes[1], normalize="true", values_format=".0%", **options
-    )
     errors = np.asarray(y_true) != np.asarray(y_pred)
     ConfusionMatrixDisplay.from_predictions(
-        y_true, y_pred, ax=axes[2], normalize="true", values_format=".0%", sample_weight=errors.astype(float), **options
+        y_true, y_pred, ax=axes[1], normalize="true", values_format=".0%", sample_weight=errors.astype(float), **options
     )
-    for ax, title in zip(axes, ["counts", "share of each true class", "errors only (share of each row)"]):
-        ax.set_title(title)
+    for ax, title in zip(axes, ["counts", "errors only (share of each true class)"]):
+        ax.set_title(title, fontsize=13)
+        ax.tick_params(labelsize=11)
         ax.grid(False)
     return fig
 

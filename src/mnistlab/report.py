@@ -23,6 +23,7 @@ from .runner import REPORT_TITLE, NotebookFailed
 TEMPLATES = Path(__file__).parent / "templates"
 TEX_PACKAGES = "texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc"
 _BADGE = re.compile(r"\[!\[[^\]]*\]\([^)]*\)\]\([^)]*\)\s*")
+_BADGE_LINK = re.compile(r"\[!\[[^\]]*\]\([^)]*\)\]\(([^)]*)\)")
 _OBJECT_REPR = re.compile(r"^<[\w.]+(\s.*)?(at 0x[0-9a-f]+|size \d+x\d+ with \d+ Axes)>$", re.S)
 
 
@@ -101,21 +102,45 @@ def merge_notebooks(paths, info: dict):
 
 
 def _for_pdf(merged, summary: str | None = None):
-    """The PDF flavour: no Colab badges (remote images cannot be typeset), and the executive
-    summary as an unnumbered first chapter."""
+    """The PDF flavour: no Colab badges (remote images cannot be typeset), no printed text (logs,
+    progress; the HTML keeps it), and the executive summary as an unnumbered first chapter."""
     pdf = copy.deepcopy(merged)
     for cell in pdf.cells:
         if cell.cell_type == "markdown":
             cell.source = _BADGE.sub("", cell.source)
+        else:  # printed text is progress and logs; results are shown as Markdown, tables and figures
+            cell["outputs"] = [o for o in cell.get("outputs", []) if o.output_type != "stream"]
     if summary:
         pdf.cells.insert(0, nbformat.v4.new_markdown_cell(f"# Executive summary {{-}}\n\n{summary}"))
     return pdf
 
 
 def _for_html(merged, summary: str | None = None):
+    """The HTML flavour: a title block, a table of contents linking every chapter and section,
+    the executive summary, and Colab links as plain links (no remote images: it works offline)."""
     html = copy.deepcopy(merged)
+    toc, chapter = [], 0
+    for cell in html.cells:
+        if cell.cell_type != "markdown":
+            continue
+        cell.source = _BADGE_LINK.sub(r"[Open this chapter in Colab](\1)", cell.source)
+        lines = []
+        for line in cell.source.splitlines():
+            if line.startswith("# "):
+                chapter += 1
+                anchor, section = f"chapter-{chapter}", 0
+                toc.append(f"{chapter}. [{line[2:].strip()}](#{anchor})")
+            elif line.startswith("## ") and chapter:
+                section += 1
+                anchor = f"chapter-{chapter}-{section}"
+                toc.append(f"    - [{line[3:].strip()}](#{anchor})")
+            else:
+                lines.append(line)
+                continue
+            lines += [f'<a id="{anchor}"></a>', "", line]
+        cell.source = "\n".join(lines)
     rows = "\n".join(f"| {k} | {v} |" for k, v in merged.metadata["mnistlab"]["title_rows"])
-    intro = f"# {merged.metadata['title']}\n\n| | |\n|---|---|\n{rows}\n"
+    intro = f"# {merged.metadata['title']}\n\n| | |\n|---|---|\n{rows}\n\n**Contents**\n\n" + "\n".join(toc) + "\n"
     if summary:
         intro += f"\n## Executive summary\n\n{summary}"
     html.cells.insert(0, nbformat.v4.new_markdown_cell(intro))
@@ -168,7 +193,9 @@ def build_report(pdf: bool = True) -> dict:
     written = {}
 
     summary = summary_markdown(info)
-    html_body, _ = HTMLExporter().from_notebook_node(_for_html(merged, summary))
+    html_body, _ = HTMLExporter(
+        extra_template_paths=[str(TEMPLATES)], template_file="mnistlab_report.html.j2", embed_images=True
+    ).from_notebook_node(_for_html(merged, summary))
     if pdf:
         cfg = Config()
         cfg.TemplateExporter.exclude_input = True

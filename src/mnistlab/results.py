@@ -146,52 +146,113 @@ def references(dataset: str) -> pd.DataFrame:
     return table
 
 
+#: Comparisons the executive summary reports when both models ran: (what it measures, how to find
+#: the "before" model, how to find the "after" model) by name.
+CONTRASTS = (
+    ("PCA before the RBF SVM, tuned by grid search", lambda m: m == "SVC (RBF)", lambda m: m == "PCA + SVC (tuned)"),
+    (
+        "data augmentation (with its learning-rate schedule)",
+        lambda m: m == "deep_cnn",
+        lambda m: m == "deep_cnn + augmentation",
+    ),
+    (
+        "an ensemble (averaged probabilities) over the best single network",
+        None,
+        lambda m: "ensemble" in m and "averaged" in m,
+    ),
+)
+
+
+def _contrast_sentences(board: pd.DataFrame, metrics: dict[str, dict]) -> list[str]:
+    """One sentence per contrast of :data:`CONTRASTS` that this run measured, with McNemar's test."""
+    try:
+        y_true, predictions = all_predictions(metrics)
+    except ValueError:
+        return []
+    if y_true is None:
+        return []
+    singles = [m for m in board["model"] if m in predictions and "ensemble" not in m]
+    sentences = []
+    for label, before_is, after_is in CONTRASTS:
+        after = next((m for m in board["model"] if after_is(m) and m in predictions), None)
+        before = next((m for m in singles if before_is(m)), None) if before_is else (singles[0] if singles else None)
+        if not after or not before or before == after:
+            continue
+        gain = np.mean(predictions[after] == y_true) - np.mean(predictions[before] == y_true)
+        test = mcnemar(y_true, predictions[before], predictions[after])
+        verdict = "significant" if test["p-value"] < 0.05 else "not significant"
+        p = "p < 0.001" if test["p-value"] < 0.001 else f"p = {test['p-value']:.3f}"
+        sentences.append(
+            f"{label[0].upper() + label[1:]}: {gain * 100:+.2f} points ({before} to {after}; McNemar's test "
+            f"{p}, {verdict} at 5%)."
+        )
+    return sentences
+
+
+def _published_sentence(best: pd.Series, dataset: str, official: bool) -> str:
+    refs = references(dataset).sort_values("test accuracy")
+    below = refs[refs["test accuracy"] <= best["accuracy"]].tail(1)
+    above = refs[refs["test accuracy"] > best["accuracy"]].head(1)
+    parts = [f"{r['method']} ({r['test accuracy']:.2%})" for _, r in pd.concat([below, above]).iterrows()]
+    if not parts:
+        return ""
+    where = (
+        "on the same official test set"
+        if official
+        else "on the official test set (this run's test set is a subset, so compare with care)"
+    )
+    return f"Published results {where} bracket it: {' and '.join(parts)}; see the references chapter."
+
+
 def executive_summary(metrics: dict[str, dict], info: dict) -> str:
-    """Markdown for the top of the report, every number taken from the metrics files."""
+    """A page of Markdown for the top of the report, every number taken from this run's metrics."""
     run = check_consistent(metrics)
     board = leaderboard(metrics)
     if board.empty:
         return "No classifier results were recorded in this run.\n"
     best = board.iloc[0]
-    classical = board[board["chapter"].isin(["02", "03", "04"])]
-    lines = [
-        f"- **Data:** {info.get('source', run['dataset'])}.",
-        f"- **Profile:** `{run['profile']}` (seed {run['seed']}); {int(best['n test']):,} test images.",
-        f"- **Best model:** {best['model']}, test accuracy **{best['accuracy']:.2%}** "
-        f"(95% CI {best['CI low']:.2%} to {best['CI high']:.2%}), macro F1 {best['macro F1']:.3f}.",
+    n_test, n_train = int(best["n test"]), int(board["n train"].max())
+    official = run["dataset"] in ("mnist", "fashion") and n_test == 10_000
+    errors = round((1 - best["accuracy"]) * n_test)
+    paragraphs = [
+        f"**The question.** How well can a computer read handwritten "
+        f"{'clothing images' if run['dataset'] == 'fashion' else 'digits'}, and what does each step buy, from a "
+        f"linear model to an ensemble of convolutional networks? This run trained {len(board)} classifiers on up to "
+        f"{n_train:,} training images and tested every one on the same {n_test:,} test images. Data: "
+        f"{info.get('source', run['dataset'])}. Profile `{run['profile']}`, seed {run['seed']}.",
+        f"**The answer.** The most accurate model is {best['model']}: **{best['accuracy']:.2%}** test accuracy "
+        f"(95% CI {best['CI low']:.2%} to {best['CI high']:.2%}), {errors} errors in {n_test:,} images. "
+        + _published_sentence(best, run["dataset"], official),
     ]
+    classical = board[board["chapter"].isin(["02", "03", "04"])]
+    helped = []
     if not classical.empty:
         top = classical.iloc[0]
-        lines.append(
-            f"- **Best classical baseline:** {top['model']}, {top['accuracy']:.2%} "
-            f"(95% CI {top['CI low']:.2%} to {top['CI high']:.2%})."
+        cut = 1 - (1 - best["accuracy"]) / max(1e-9, 1 - top["accuracy"])
+        helped.append(
+            f"Convolutional networks over the best classical model ({top['model']}, {top['accuracy']:.2%}): "
+            f"{cut:.0%} fewer test errors."
         )
-    findings = []
-    if not classical.empty:
-        top = classical.iloc[0]
-        error_cut = 1 - (1 - best["accuracy"]) / max(1e-9, 1 - top["accuracy"])
-        findings.append(
-            f"The best model makes {error_cut:.0%} fewer test errors than the best classical "
-            f"baseline ({round((1 - best['accuracy']) * best['n test'])} against "
-            f"{round((1 - top['accuracy']) * top['n test'])})."
-        )
+    helped += _contrast_sentences(board, metrics)
+    if helped:
+        paragraphs.append("**What helped, and what did not.**\n\n" + "\n".join(f"- {h}" for h in helped))
     overlapping = board[(board["CI high"] >= best["CI low"]) & (board.index > 0)]
-    findings.append(
-        f"{len(overlapping)} other model(s) have a 95% interval that overlaps the best one's: "
-        f"on {int(best['n test']):,} test images these differences are within noise."
+    paragraphs.append(
+        f"**How sure we are.** {len(overlapping)} other model(s) have a 95% interval that overlaps the best one's; "
+        f"on {n_test:,} test images one image is {100 / n_test:.2f} points, so smaller differences are noise."
     )
-    fastest = board.loc[board["fit s"].idxmin()]
-    findings.append(
-        f"The cheapest model to train, {fastest['model']} ({fastest['fit s']:.1f} s), "
-        f"reaches {fastest['accuracy']:.2%}; the best took {best['fit s']:.0f} s."
-    )
-    worst = board.iloc[-1]
-    findings.append(
-        f"Accuracies span {worst['accuracy']:.2%} ({worst['model']}) to {best['accuracy']:.2%} "
-        f"across {len(board)} models."
-    )
-    lines += ["", "**Findings.** " + " ".join(findings), ""]
-    return "\n".join(lines)
+    seconds = info.get("seconds", {})
+    if seconds:
+        slowest = max(seconds, key=seconds.get)
+        devices = sorted({r.get("device") for p in metrics.values() for r in p["results"] if r.get("device")})
+        cheapest = board.loc[board["fit s"].idxmin()]
+        paragraphs.append(
+            f"**What it cost.** The {len(seconds)} chapters took {sum(seconds.values()) / 60:.1f} minutes "
+            f"(the longest, {slowest.removesuffix('.ipynb')}, {seconds[slowest] / 60:.1f}) on "
+            f"{', '.join(devices) or 'the CPU'}. The best model trained in {best['fit s']:.0f} s; the cheapest, "
+            f"{cheapest['model']}, in {cheapest['fit s']:.1f} s for {cheapest['accuracy']:.2%}."
+        )
+    return "\n\n".join(paragraphs) + "\n"
 
 
 README_START, README_END = "<!-- results:start -->", "<!-- results:end -->"

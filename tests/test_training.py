@@ -1,0 +1,99 @@
+"""The training recipe: augmentation in the input pipeline, the one-cycle schedule, label
+smoothing, and the cost of each architecture."""
+
+import numpy as np
+import pytest
+
+from mnistlab import augment, networks
+
+
+def digits(n=4):
+    x = np.zeros((n, 28, 28), np.float32)
+    x[:, 8:20, 12:16] = 1.0  # a bar: an upright "1"
+    return x
+
+
+def test_augmentation_with_zero_ranges_is_the_identity():
+    x = digits()
+    np.testing.assert_allclose(augment.augment_images(x, np.random.default_rng(0), 0, 0, 0), x, atol=1e-6)
+
+
+def test_augmentation_is_reproducible_and_varied():
+    x = digits(8)
+    a = augment.augment_images(x, np.random.default_rng(1))
+    b = augment.augment_images(x, np.random.default_rng(1))
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a[0], a[1])  # each image draws its own transform
+    assert 0.8 < a.sum() / x.sum() < 1.25  # zoom of ±10% changes the ink by at most ~20%
+    assert a.min() >= 0 and a.max() <= 1
+
+
+def test_bilinear_shift_reads_zeros_outside():
+    x = digits(1)
+    yy, xx = np.mgrid[0:28, 0:28].astype(np.float32)
+    shifted = augment.bilinear(x, xx[None] - 3, yy[None])  # output pixel (r, c) reads (r, c - 3)
+    np.testing.assert_allclose(shifted[0, :, 3:], x[0, :, :-3])
+    assert not shifted[0, :, :3].any()
+
+
+def test_training_batches_are_reproducible_and_aligned():
+    x = np.arange(10 * 28 * 28, dtype=np.float32).reshape(10, 28, 28)
+    y = np.arange(10)
+    plain = networks.TrainingBatches(x, y, batch_size=4, seed=3, augment=False)
+    assert len(plain) == 3
+    xb, yb = plain[0]
+    np.testing.assert_array_equal(xb, x[yb])  # labels follow their images
+    again = networks.TrainingBatches(x, y, batch_size=4, seed=3, augment=True)
+    other = networks.TrainingBatches(x, y, batch_size=4, seed=3, augment=True)
+    np.testing.assert_array_equal(again[1][0], other[1][0])
+    first = again[1][0]
+    again.on_epoch_end()
+    assert not np.array_equal(again[1][0], first)  # a new epoch: new order and transforms
+
+
+def test_one_cycle_warms_up_then_anneals():
+    schedule = networks.OneCycle(max_lr=1e-2, total_steps=100, warmup=0.25)
+    lr = np.array([float(networks.keras.ops.convert_to_numpy(schedule(step))) for step in range(101)])
+    assert lr[0] == pytest.approx(1e-2 / 25)
+    assert lr.argmax() == 25 and lr.max() == pytest.approx(1e-2)
+    assert np.all(np.diff(lr[:26]) > 0) and np.all(np.diff(lr[25:]) <= 1e-12)
+    assert lr[100] == pytest.approx(1e-6, rel=1e-3)
+
+
+def test_smoothed_crossentropy():
+    y = np.array([0, 2])
+    p = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], np.float32)
+    plain = networks.SmoothedCrossentropy(0.0)(y, p)
+    expected = -np.mean(np.log([0.7, 0.8]))
+    assert float(networks.keras.ops.convert_to_numpy(plain)) == pytest.approx(expected, rel=1e-5)
+    smoothed = networks.SmoothedCrossentropy(0.3)(y, p)
+    assert float(networks.keras.ops.convert_to_numpy(smoothed)) > expected
+
+
+def test_multiply_adds_count_convolutions_and_dense_layers():
+    simple = networks.build("simple_cnn")
+    assert networks.multiply_adds(simple) == 26 * 26 * 32 * 9 + 11 * 11 * 64 * 9 * 32 + 1600 * 10
+    assert networks.multiply_adds(networks.build("deep_cnn")) < 16_000_000  # 'valid' as published, not 35M
+
+
+def test_one_cycle_training_with_augmentation_learns_and_saves(tmp_path):
+    from mnistlab.data import load_dataset
+
+    ds = load_dataset("mnist-sample", "smoke", seed=0)
+    model = networks.build("bn_cnn")
+    history, _ = networks.train(
+        model,
+        networks.images(ds.x_train),
+        ds.y_train,
+        3,
+        32,
+        seed=0,
+        schedule="one-cycle",
+        augment=True,
+        verbose_lines=False,
+    )
+    assert len(history.epoch) == 3 and history.history["accuracy"][-1] > 0.5
+    model.save(tmp_path / "m.keras")
+    reloaded = networks.keras.models.load_model(tmp_path / "m.keras")
+    x = networks.images(ds.x_test[:50])
+    np.testing.assert_allclose(networks.predict_proba(reloaded, x), networks.predict_proba(model, x), atol=1e-5)

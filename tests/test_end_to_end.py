@@ -163,8 +163,24 @@ def test_bench_times_chapters_without_touching_the_report(isolated):
     from mnistlab import config
     from mnistlab.bench import run_bench
 
-    result = run_bench("mnist-sample", "smoke", only=["03"], architectures=["dense"])
+    recipes = {
+        "reference": ("simple_cnn", 1, 128, "constant", False, 1),
+        "pair, one-cycle + augmentation": ("bn_cnn", 1, 128, "one-cycle", True, 2),
+    }
+    result = run_bench(
+        "mnist-sample",
+        "smoke",
+        only=["03"],
+        architectures=["dense"],
+        recipes=recipes,
+        tta_dataset="mnist-sample",
+        tta_max_train=1000,
+    )
     written = json.loads((config.reports_dir() / "bench.json").read_text())
+    tta = written["time_to_accuracy"]["recipes"]
+    assert [r["recipe"] for r in tta] == list(recipes) and len(tta[1]["curve"]) == 2  # one point per epoch
+    assert tta[1]["members"] == 2 and set(tta[0]["seconds_to"]) == {"99.0%", "99.3%", "99.5%", "99.6%", "99.7%"}
+    assert written["throughput"][0]["ours + augmentation images/s"] > 0
     assert list(written["notebook_seconds"]) == ["03_precision_recall_roc.ipynb"]
     assert written["notebook_seconds"]["03_precision_recall_roc.ipynb"] > 0
     best = written["best_accuracy"]["03_precision_recall_roc"]

@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -323,6 +324,22 @@ class EpochLine(keras.callbacks.Callback):
         )
 
 
+class EpochSeconds(keras.callbacks.Callback):
+    """Adds ``seconds``, the wall time of training so far (validation included), to each epoch's
+    logs, so that every history holds its own accuracy-against-time curve."""
+
+    def on_train_begin(self, logs=None):
+        self.total = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.total += time.perf_counter() - self._start
+        if logs is not None:
+            logs["seconds"] = self.total
+
+
 SCHEDULES = ("constant", "plateau", "cosine", "one-cycle")
 ONE_CYCLE_MAX_LR, LABEL_SMOOTHING = 3e-3, 0.1
 
@@ -487,7 +504,7 @@ def fit(
         epochs,
         _learning_rate(model) if schedule != "one-cycle" else 0.0,
     )
-    found += list(extra_callbacks)
+    found = [EpochSeconds(), *found, *extra_callbacks]
     if validation is None:
         found = [c for c in found if not isinstance(c, keras.callbacks.EarlyStopping)]
     if augment:
@@ -524,6 +541,83 @@ def train(
         model, x_fit, y_fit, (x_val, y_val), epochs, batch_size, seed, schedule, augment, patience, verbose_lines
     )
     return history, (time.perf_counter() - start) / max(1, len(history.epoch))
+
+
+def curve(history) -> dict:
+    """Validation accuracy against training seconds, epoch by epoch, from a history of :func:`fit`."""
+    h = history.history
+    return {
+        "seconds": [round(float(v), 2) for v in h.get("seconds", [])],
+        "val_accuracy": [round(float(v), 5) for v in h.get("val_accuracy", [])],
+    }
+
+
+#: How chapter 5 trains each network: (architecture, schedule, augment, batch size or None for the
+#: device's). The Keras example's recipe is the reference; "textbook" is early stopping with the
+#: learning rate halved on plateaus; the one-cycle recipes were chosen by `make bench`.
+RECIPES = {
+    "dense": ("dense", "plateau", False, None),
+    "simple_cnn (Keras example recipe)": ("simple_cnn", "constant", False, 128),
+    "deep_cnn": ("deep_cnn", "plateau", False, None),
+    "resnet": ("resnet", "plateau", False, None),
+    "bn_cnn, one-cycle": ("bn_cnn", "one-cycle", False, None),
+    "deep_cnn, one-cycle + augmentation": ("deep_cnn", "one-cycle", True, None),
+}
+
+
+def run_recipe(
+    name: str,
+    recipe,
+    x_train,
+    y_train,
+    x_test,
+    y_test,
+    epochs: int,
+    device: dict,
+    seed: int = config.DEFAULT_SEED,
+    models_dir=None,
+    **train_kwargs,
+):
+    """Build, train (:func:`train`) and test one network of ``recipe`` = (architecture, schedule,
+    augment, batch size); with ``models_dir`` it is saved as ``.keras`` and tested after reloading.
+    Returns ``(result record, test probabilities, history)``."""
+    from .evaluation import result_record
+
+    architecture, schedule, augment, batch_size = recipe
+    batch_size = batch_size or device["batch_size"]
+    model = build(architecture, jit_compile=device["jit_compile"], seed=seed)
+    start = time.perf_counter()
+    history, per_epoch = train(
+        model, x_train, y_train, epochs, batch_size, seed, schedule=schedule, augment=augment, **train_kwargs
+    )
+    fit_seconds = time.perf_counter() - start
+    if models_dir is not None:
+        path = Path(models_dir) / f"{architecture}-{schedule}{'-augmented' if augment else ''}.keras"
+        model.save(path)
+        model = keras.models.load_model(path)
+    start = time.perf_counter()
+    probabilities = predict_proba(model, x_test)
+    record = result_record(
+        name,
+        y_test,
+        probabilities.argmax(axis=1),
+        fit_seconds=fit_seconds,
+        predict_seconds=time.perf_counter() - start,
+        n_train=len(x_train),
+        params={
+            "architecture": architecture,
+            "schedule": schedule,
+            "augmentation": augment,
+            "batch_size": batch_size,
+            "epochs_run": len(history.epoch),
+        },
+        n_params=model.count_params(),
+        multiply_adds=multiply_adds(model),
+        seconds_per_epoch=per_epoch,
+        device=device["device"],
+        curve=curve(history),
+    )
+    return record, probabilities, history
 
 
 def predict_proba(model, x, batch_size: int = 512) -> np.ndarray:

@@ -229,9 +229,16 @@ class Table:
     """A DataFrame shown as HTML in notebooks and as an escaped booktabs table in the PDF."""
 
     def __init__(
-        self, frame: pd.DataFrame, caption: str | None = None, float_format: str = "{:.4f}", index: bool = True
+        self,
+        frame: pd.DataFrame,
+        caption: str | None = None,
+        float_format: str = "{:.4f}",
+        index: bool = True,
+        pdf_columns: list | None = None,
     ):
+        """``pdf_columns``: the columns a reader of the PDF needs (default: all); the HTML keeps all."""
         self.frame, self.caption, self.float_format, self.index = frame, caption, float_format, index
+        self.pdf_columns = pdf_columns
 
     def _formatted(self) -> pd.DataFrame:
         return self.frame.apply(
@@ -249,6 +256,8 @@ class Table:
         from nbconvert.filters import escape_latex
 
         frame = self._formatted().astype(str)
+        if self.pdf_columns:
+            frame = frame[self.pdf_columns]
         caption = escape_latex(self.caption) if self.caption else None
         columns = ([frame.index.astype(str)] if self.index else []) + [frame[c] for c in frame.columns]
         headers = ([str(frame.index.name or "")] if self.index else []) + [str(c) for c in frame.columns]
@@ -380,18 +389,35 @@ def confused_pair_grid(x, y_true, y_pred, a: int, b: int, class_names, per_block
 
 
 def training_curves(histories: dict):
-    """Loss and accuracy per epoch, training vs validation, one column per model."""
-    fig, axes = plt.subplots(2, len(histories), figsize=(3.2 * len(histories), 5.5), squeeze=False)
-    for col, (name, history) in enumerate(histories.items()):
+    """All networks of a chapter in one figure: validation accuracy and training loss per epoch."""
+    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for (name, history), color in zip(histories.items(), sns.color_palette("tab10", len(histories))):
         h = history.history if hasattr(history, "history") else history
         epochs = np.arange(1, len(h["loss"]) + 1)
-        for row, metric in enumerate(["loss", "accuracy"]):
-            ax = axes[row, col]
-            ax.plot(epochs, h[metric], "o-", ms=3, label="training")
-            ax.plot(epochs, h[f"val_{metric}"], "s-", ms=3, label="validation")
-            ax.set_xlabel("epoch")
-            ax.set_title(f"{name}: {metric}", fontsize=9)
-        axes[0, col].legend(fontsize=7)
+        ax_acc.plot(epochs, h["val_accuracy"], "o-", ms=3, color=color, label=name)
+        ax_loss.plot(epochs, h["loss"], "o-", ms=3, color=color, label=name)
+    ax_acc.set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy")
+    ax_loss.set(xlabel="epoch", ylabel="training loss (log scale)", title="training loss", yscale="log")
+    ax_acc.legend(fontsize=8, loc="lower right")
+    return fig
+
+
+def accuracy_against_time(curves: dict, reference: str | None = None):
+    """Validation accuracy against training seconds, one line per network; ``reference`` (the
+    Keras example's recipe) dashed in black."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    others = [n for n in curves if n != reference]
+    for name, color in zip(others, sns.color_palette("tab10", len(others))):
+        ax.plot(curves[name]["seconds"], curves[name]["val_accuracy"], "o-", ms=3, color=color, label=name)
+    if reference in curves:
+        c = curves[reference]
+        ax.plot(c["seconds"], c["val_accuracy"], "k--", lw=2, label=f"{reference} (reference)")
+    ax.set_xscale("log")
+    values = [v for c in curves.values() for v in c["val_accuracy"]]
+    if values:
+        ax.set_ylim(max(min(values), max(values) - 0.06), min(1.0, max(values) + 0.005))
+    ax.set(xlabel="training time, seconds (log scale)", ylabel="validation accuracy")
+    ax.legend(fontsize=8, loc="lower right")
     return fig
 
 

@@ -151,9 +151,14 @@ def references(dataset: str) -> pd.DataFrame:
 CONTRASTS = (
     ("PCA before the RBF SVM, tuned by grid search", lambda m: m == "SVC (RBF)", lambda m: m == "PCA + SVC (tuned)"),
     (
-        "data augmentation (with its learning-rate schedule)",
+        "the one-cycle recipe with augmentation over the textbook recipe, same deep CNN",
         lambda m: m == "deep_cnn",
-        lambda m: m == "deep_cnn + augmentation",
+        lambda m: m == "deep_cnn, one-cycle + augmentation",
+    ),
+    (
+        "a small batch-normalised CNN trained one-cycle over the Keras example's network and recipe",
+        lambda m: m == "simple_cnn (Keras example recipe)",
+        lambda m: m == "bn_cnn, one-cycle",
     ),
     (
         "an ensemble (averaged probabilities) over the best single network",

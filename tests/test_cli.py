@@ -61,3 +61,12 @@ def test_make_data_from_imports(tmp_path):
     result = subprocess.run(["make", "-s", "data", f"FROM={tmp_path}"], capture_output=True, text=True, cwd=REPO)
     assert result.returncode != 0
     assert f"no data files in {tmp_path}" in result.stderr
+
+
+def test_cli_status_lists_every_chapter_and_why():
+    result = run("status", "--dataset", "mnist-sample", "--profile", "smoke")
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if line.startswith(("0", "1"))]
+    assert len(lines) == len(list((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")))
+    assert all("stale: never executed" in line for line in lines)
+    assert "would be executed by `make notebooks`" in result.stdout

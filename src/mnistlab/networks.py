@@ -558,10 +558,11 @@ def curve(history) -> dict:
 RECIPES = {
     "dense": ("dense", "plateau", False, None),
     "simple_cnn (Keras example recipe)": ("simple_cnn", "constant", False, 128),
+    "bn_cnn": ("bn_cnn", "plateau", False, None),
+    "bn_cnn, one-cycle": ("bn_cnn", "one-cycle", False, None),
+    "bn_cnn, one-cycle + augmentation": ("bn_cnn", "one-cycle", True, None),
     "deep_cnn": ("deep_cnn", "plateau", False, None),
     "resnet": ("resnet", "plateau", False, None),
-    "bn_cnn, one-cycle": ("bn_cnn", "one-cycle", False, None),
-    "deep_cnn, one-cycle + augmentation": ("deep_cnn", "one-cycle", True, None),
 }
 
 

@@ -217,7 +217,7 @@ def table_layout(chars: list[int], numeric: list[bool]) -> dict:
         if texts:  # wrap the widest text column at 24 characters
             i = max(texts, key=lambda k: chars[k])
             chars[i] = 24
-            spec[i] = f"p{{{24 * _CHAR_PT['footnotesize']:.0f}pt}}"
+            spec[i] = f">{{\\raggedright\\arraybackslash}}p{{{24 * _CHAR_PT['footnotesize']:.0f}pt}}"
         elif not landscape:
             landscape = True
         else:
@@ -266,7 +266,7 @@ class Table:
         numeric = [n and all(_looks_numeric(v) for v in col) for n, col in zip(numeric, columns)]
         layout = table_layout(chars, numeric)
         latex = frame.to_latex(
-            index=self.index, escape=True, caption=caption, position="htbp", column_format=layout["format"]
+            index=self.index, escape=True, caption=caption, position="H", column_format=layout["format"]
         )
         latex = latex.replace("\\begin{tabular}", f"\\centering\\{layout['size']}\n\\begin{{tabular}}")
         if layout["landscape"]:

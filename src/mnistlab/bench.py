@@ -15,10 +15,11 @@ from .runner import environment, run_notebooks
 
 
 def measure_throughput(architectures=None, n_images: int = 4000, seed: int = config.DEFAULT_SEED) -> list[dict]:
-    """Images per second for one epoch (after a warm-up epoch) of each architecture, three ways:
-    our setup (``setup_device``: batch size, XLA and mixed precision on a GPU), the same with
-    augmentation in the input pipeline, and plain ``model.fit(x, y)`` with Keras' defaults
-    (batch size 32, float32)."""
+    """Images per second for one epoch (after a warm-up epoch) of each architecture, four ways:
+    our setup (``setup_device``: batch size, mixed precision on a GPU; XLA off), the same with
+    augmentation in the input pipeline, the same with XLA (``jit_compile``; the measurement
+    :func:`networks.setup_device` decides by), and plain ``model.fit(x, y)`` with Keras'
+    defaults (batch size 32, float32)."""
     import keras
 
     from . import networks
@@ -29,12 +30,12 @@ def measure_throughput(architectures=None, n_images: int = 4000, seed: int = con
     rows = []
     for architecture in architectures or networks.ARCHITECTURES:
         row = {"architecture": architecture}
-        for setup_name in ("ours", "ours + augmentation", "plain"):
+        for setup_name in ("ours", "ours + augmentation", "ours + XLA", "plain"):
             if setup_name.startswith("ours"):
                 device = networks.setup_device(seed)
-                model = networks.build(architecture, jit_compile=device["jit_compile"])
+                model = networks.build(architecture, jit_compile=setup_name == "ours + XLA")
                 fit_kwargs = {"batch_size": device["batch_size"]}
-                row["device"] = device["device"]
+                row["device"], row["backend"] = device["device"], device["backend"]
             else:
                 keras.mixed_precision.set_global_policy("float32")
                 keras.utils.set_random_seed(seed)
@@ -51,7 +52,8 @@ def measure_throughput(architectures=None, n_images: int = 4000, seed: int = con
         row["ratio"] = round(row["ours images/s"] / row["plain images/s"], 2)
         print(
             f"{architecture:<12} ours {row['ours images/s']:>8.0f} img/s, with augmentation "
-            f"{row['ours + augmentation images/s']:>8.0f}, plain fit {row['plain images/s']:>8.0f} "
+            f"{row['ours + augmentation images/s']:>8.0f}, with XLA {row['ours + XLA images/s']:>8.0f}, "
+            f"plain fit {row['plain images/s']:>8.0f} "
             f"(ours / plain {row['ratio']:.2f})",
             flush=True,
         )

@@ -109,11 +109,11 @@ PROFILES: dict[str, Profile] = {
         max_train=8000,
         max_test=2000,
         cv_folds=3,
-        epochs=8,
+        epochs=6,
         embedding_samples=1500,
         grid="small",
         search_max_train=3000,
-        cnn_search_max_train=3000,
+        cnn_search_max_train=2000,
     ),
     "full": Profile(
         "full",
@@ -146,16 +146,20 @@ def runtime_versions() -> str:
     return f"Running with Python {platform.python_version()}, " + ", ".join(found) + "."
 
 
-def measured_seconds(notebook: str, path: Path | None = None) -> float | None:
-    """The chapter's wall time in the last ``make bench`` (reports/bench.json), if recorded."""
+def bench_record(path: Path | None = None) -> dict:
+    """The last ``make bench`` (reports/bench.json), or an empty dict."""
     import json
 
     path = path or repo_root() / "reports" / "bench.json"
     try:
-        bench = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except (OSError, ValueError):
-        return None
-    return bench.get("notebook_seconds", {}).get(f"{notebook}.ipynb")
+        return {}
+
+
+def measured_seconds(notebook: str, path: Path | None = None) -> float | None:
+    """The chapter's wall time in the last ``make bench`` (reports/bench.json), if recorded."""
+    return bench_record(path).get("notebook_seconds", {}).get(f"{notebook}.ipynb")
 
 
 class UnknownNameError(ValueError):

@@ -320,6 +320,7 @@ def _execute(pm, path: Path, staging: Path, params: dict, data_checksum: str, co
     metrics = staging / "metrics"
     shutil.rmtree(metrics, ignore_errors=True)
     metrics.mkdir()
+    inputs = chapter_inputs(path, params, data_checksum)  # before running: what this execution saw
     start = time.perf_counter()
     try:
         pm.execute_notebook(
@@ -338,7 +339,7 @@ def _execute(pm, path: Path, staging: Path, params: dict, data_checksum: str, co
             f"metrics were left in place."
         ) from None
     record = {
-        "inputs": chapter_inputs(path, params, data_checksum),
+        "inputs": inputs,
         "seconds": round(time.perf_counter() - start, 2),
         "executed": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         "git_commit": commit,

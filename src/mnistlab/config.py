@@ -86,7 +86,8 @@ class Profile:
     embedding_samples: int  # points in the 2-D embedding (t-SNE)
     grid: str  # "tiny", "small" or "full": size of hyper-parameter grids
     search_max_train: int  # training images used by grid searches and the slowest models
-    cnn_search_max_train: int  # training images for the CNN grid search (3-fold at most)
+    cnn_search_max_train: int  # training images for the CNN grid search
+    cnn_search_folds: int  # cross-validation folds of the CNN grid search
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -103,17 +104,19 @@ PROFILES: dict[str, Profile] = {
         grid="tiny",
         search_max_train=600,
         cnn_search_max_train=600,
+        cnn_search_folds=2,
     ),
     "quick": Profile(
         "quick",
         max_train=8000,
         max_test=2000,
         cv_folds=3,
-        epochs=6,
+        epochs=5,
         embedding_samples=1500,
         grid="small",
         search_max_train=3000,
-        cnn_search_max_train=2000,
+        cnn_search_max_train=1500,
+        cnn_search_folds=2,
     ),
     "full": Profile(
         "full",
@@ -125,6 +128,7 @@ PROFILES: dict[str, Profile] = {
         grid="full",
         search_max_train=10000,
         cnn_search_max_train=3000,
+        cnn_search_folds=3,
     ),
 }
 

@@ -23,7 +23,7 @@ from .runner import REPORT_TITLE, NotebookFailed
 TEMPLATES = Path(__file__).parent / "templates"
 TEX_PACKAGES = "texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc"
 _BADGE = re.compile(r"\[!\[[^\]]*\]\([^)]*\)\]\([^)]*\)\s*")
-_OUTPUT_HEADING = re.compile(r"^#(?=#+ )", re.M)
+_OUTPUT_HEADING = re.compile(r"^#(#+ )", re.M)
 _BADGE_LINK = re.compile(r"\[!\[[^\]]*\]\([^)]*\)\]\(([^)]*)\)")
 _OBJECT_REPR = re.compile(r"^<[\w.]+(\s.*)?(at 0x[0-9a-f]+|size \d+x\d+ with \d+ Axes)>$", re.S)
 
@@ -113,7 +113,7 @@ def _for_pdf(merged, summary: str | None = None):
             cell["outputs"] = [o for o in cell.get("outputs", []) if o.output_type != "stream"]
             for output in cell["outputs"]:  # a heading shown by a cell sits one level deeper in LaTeX
                 if "text/markdown" in output.get("data", {}):
-                    output.data["text/markdown"] = _OUTPUT_HEADING.sub("#", output.data["text/markdown"])
+                    output.data["text/markdown"] = _OUTPUT_HEADING.sub(r"\1", output.data["text/markdown"])
     if summary:
         pdf.cells.insert(0, nbformat.v4.new_markdown_cell(f"# Executive summary {{-}}\n\n{summary}"))
     return pdf

@@ -118,3 +118,46 @@ def test_readme_results_table_is_generated_from_committed_metrics():
     info = json.loads((REPO / "reports" / "run.json").read_text())
     expected = results.readme_block(results.load_metrics(COMMITTED), info)
     assert expected in (REPO / "README.md").read_text(), "run `python -m mnistlab readme` after `make report`"
+
+
+def test_readme_bench_table_is_generated_from_bench_json():
+    bench = json.loads((REPO / "reports" / "bench.json").read_text())
+    assert results.bench_block(bench) in (REPO / "README.md").read_text(), "run `python -m mnistlab readme`"
+
+
+def test_bench_block_shows_times_and_ratios():
+    curve = {"99.0%": 10.0, "99.5%": None}
+    bench = {
+        "date": "d",
+        "git_commit": "c",
+        "profile": "quick",
+        "dataset": "mnist",
+        "notebook_seconds": {"01_a.ipynb": 60.0, "02_b.ipynb": 120.0},
+        "time_to_accuracy": {
+            "device": "CPU",
+            "backend": "tensorflow",
+            "n_fit": 54000,
+            "dataset": "mnist",
+            "n_test": 10000,
+            "evaluation": "test accuracy after every epoch",
+            "recipes": [
+                {
+                    "recipe": "reference",
+                    "seconds_to": {"99.0%": 100.0, "99.5%": None},
+                    "ratio_to_reference": {"99.0%": 1.0, "99.5%": None},
+                    "final_accuracy": 0.9921,
+                    "images_per_s": 5000,
+                },
+                {
+                    "recipe": "ours",
+                    "seconds_to": curve,
+                    "ratio_to_reference": {"99.0%": 0.1, "99.5%": None},
+                    "final_accuracy": 0.995,
+                    "images_per_s": 2000,
+                },
+            ],
+        },
+    }
+    block = results.bench_block(bench)
+    assert "| ours | 10 s (0.10) | – | 99.50% | 2,000 |" in block
+    assert "3.0 minutes (01 60 s, 02 120 s)" in block

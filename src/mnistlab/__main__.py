@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench = sub.add_parser("bench", help="time each notebook; write reports/bench.json")
     _common(bench)
-    sub.add_parser("readme", help="rewrite the README's results table from reports/metrics")
+    sub.add_parser("readme", help="rewrite the README's results and bench tables from reports/")
     sub.add_parser("links", help="point README badges and notebook clone cells at pyproject's Repository URL")
     return parser
 
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
             from .results import load_metrics, update_readme
 
             info = json.loads((config.reports_dir() / "run.json").read_text())
-            changed = update_readme(config.repo_root() / "README.md", load_metrics(), info)
+            changed = update_readme(config.repo_root() / "README.md", load_metrics(), info, config.bench_record())
             print("README.md results table " + ("updated" if changed else "already up to date"))
         elif args.command == "links":
             from .links import repository_url, sync_links

@@ -290,11 +290,62 @@ def readme_block(metrics: dict[str, dict], info: dict, top: int = 10) -> str:
     return "\n".join(lines)
 
 
-def update_readme(readme: Path, metrics: dict[str, dict], info: dict) -> bool:
-    """Replace the results block of ``readme``; True if it changed."""
+BENCH_START, BENCH_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def bench_block(bench: dict) -> str:
+    """The README's time-to-accuracy table, generated from reports/bench.json."""
+    tta = bench.get("time_to_accuracy")
+    if not tta:
+        return (
+            f"{BENCH_START}\n(no time-to-accuracy measurement in reports/bench.json yet: run `make bench`)\n{BENCH_END}"
+        )
+    thresholds = list(tta["recipes"][0]["seconds_to"])
+    lines = [
+        BENCH_START,
+        f"Measured by `make bench` ({bench.get('date', '')}, commit {bench.get('git_commit', '')}) on "
+        f"{tta['device']} ({tta['backend']}): {tta['n_fit']:,} training images of {tta['dataset']}, "
+        f"{tta['n_test']:,} test images; {tta['evaluation']}. Seconds of training until the test "
+        f"accuracy first reaches each level (in brackets: the time relative to the Keras example's):",
+        "",
+        "| recipe | " + " | ".join(thresholds) + " | final | images/s |",
+        "|---|" + "---|" * (len(thresholds) + 2),
+    ]
+    for row in tta["recipes"]:
+        cells = []
+        for t in thresholds:
+            seconds, ratio = row["seconds_to"][t], row["ratio_to_reference"][t]
+            cells.append("–" if seconds is None else f"{seconds:.0f} s" + (f" ({ratio:.2f})" if ratio else ""))
+        lines.append(
+            f"| {row['recipe']} | "
+            + " | ".join(cells)
+            + f" | {row['final_accuracy']:.2%} | {row['images_per_s']:,.0f} |"
+        )
+    seconds = bench.get("notebook_seconds", {})
+    if seconds:
+        lines += [
+            "",
+            f"The {len(seconds)} chapters in the `{bench['profile']}` profile on {bench['dataset']}: "
+            f"{sum(seconds.values()) / 60:.1f} minutes ("
+            + ", ".join(f"{name[:2]} {value:.0f} s" for name, value in seconds.items())
+            + ").",
+        ]
+    lines.append(BENCH_END)
+    return "\n".join(lines)
+
+
+def _replace_block(text: str, start_marker: str, end_marker: str, block: str) -> str:
+    start, end = text.index(start_marker), text.index(end_marker) + len(end_marker)
+    return text[:start] + block + text[end:]
+
+
+def update_readme(readme: Path, metrics: dict[str, dict], info: dict, bench: dict | None = None) -> bool:
+    """Replace the results block (and, with ``bench``, the time-to-accuracy block) of ``readme``;
+    True if it changed."""
     text = readme.read_text()
-    start, end = text.index(README_START), text.index(README_END) + len(README_END)
-    new = text[:start] + readme_block(metrics, info) + text[end:]
+    new = _replace_block(text, README_START, README_END, readme_block(metrics, info))
+    if bench is not None and BENCH_START in new:
+        new = _replace_block(new, BENCH_START, BENCH_END, bench_block(bench))
     if new != text:
         readme.write_text(new)
     return new != text

@@ -137,9 +137,8 @@ RECIPES = {
     "Keras example: simple_cnn, Adam, 15 epochs": ("simple_cnn", 15, 128, "constant", False, 1),
     "bn_cnn, one-cycle, 1 epoch": ("bn_cnn", 1, 128, "one-cycle", False, 1),
     "bn_cnn, one-cycle, 3 epochs": ("bn_cnn", 3, 128, "one-cycle", False, 1),
-    "bn_cnn, one-cycle + augmentation, 6 epochs": ("bn_cnn", 6, 128, "one-cycle", True, 1),
-    "bn_cnn, one-cycle + augmentation, 15 epochs": ("bn_cnn", 15, 128, "one-cycle", True, 1),
-    "5 x bn_cnn, one-cycle + augmentation, 8 epochs": ("bn_cnn", 8, 128, "one-cycle", True, 5),
+    "bn_cnn, one-cycle + augmentation, 8 epochs": ("bn_cnn", 8, 128, "one-cycle", True, 1),
+    "3 x bn_cnn, one-cycle + augmentation, 6 epochs": ("bn_cnn", 6, 128, "one-cycle", True, 3),
 }
 THRESHOLDS = (0.990, 0.993, 0.995, 0.996, 0.997)
 

@@ -10,7 +10,7 @@ import time
 
 from . import config
 from .evaluation import write_json_atomic
-from .results import load_metrics
+from .results import bench_block, load_metrics
 from .runner import environment, run_notebooks
 
 
@@ -95,7 +95,7 @@ def run_bench(
     metrics; only ``reports/bench.json`` is written."""
     print(f"Time to accuracy on {tta_dataset}:", flush=True)
     tta = time_to_accuracy(recipes, tta_dataset, seed, tta_max_train)
-    print(tta_table(tta), flush=True)
+    print(bench_block({"time_to_accuracy": tta}), flush=True)
     print("Training throughput (one epoch on 4,000 images after a warm-up):")
     throughput = measure_throughput(architectures, seed=seed)
     reports = config.reports_dir()
@@ -245,16 +245,3 @@ def time_to_accuracy(recipes=None, dataset: str = "mnist", seed: int = config.DE
         "test evaluation excluded",
         "recipes": rows,
     }
-
-
-def tta_table(result: dict) -> str:
-    """The time-to-accuracy result as a plain-text table (seconds to each threshold, ratio to the reference)."""
-    thresholds = list(result["recipes"][0]["seconds_to"])
-    lines = [f"{'recipe':<50} " + " ".join(f"{t:>13}" for t in thresholds) + "   final"]
-    for row in result["recipes"]:
-        cells = []
-        for t in thresholds:
-            s, r = row["seconds_to"][t], row["ratio_to_reference"][t]
-            cells.append(f"{'-':>13}" if s is None else f"{s:7.0f} s" + (f" {r:4.2f}" if r else "     "))
-        lines.append(f"{row['recipe']:<50} " + " ".join(cells) + f"   {row['final_accuracy']:.2%}")
-    return "\n".join(lines)

@@ -118,6 +118,15 @@ def test_search_subset_is_stratified():
     assert len(ys) == 600 and np.all(np.bincount(ys) == 60)
 
 
+def test_plain_svc_trains_on_every_image_in_full_only():
+    y = np.repeat(np.arange(10), 500)
+    x = np.arange(5000)
+    xs, ys = search.svc_subset(x, y, "full", seed=0)
+    assert xs is x and ys is y
+    _, ys = search.svc_subset(x, y, "quick", seed=0)
+    assert len(ys) == 3000 and np.all(np.bincount(ys) == 300)
+
+
 def test_table_escapes_latex_and_formats_floats():
     table = plots.Table(pd.DataFrame({"a_b": [0.123456], "100%": ["x & y"]}, index=["m#1"]), caption="c_1")
     latex = table._repr_latex_()

@@ -69,6 +69,15 @@ def test_parameters_data_and_package_make_chapters_stale(chapters, monkeypatch):
     assert states()["02_b.ipynb"] == ["package changed"]
 
 
+def test_job_count_does_not_make_chapters_stale(chapters):
+    """n_jobs chooses how much of the machine a chapter uses, not what it computes: chapters
+    executed on a 16-core GPU machine stay up to date where the default is 2 jobs."""
+    run()
+    assert all(s.reasons == [] for s in runner.status("mnist-sample", "smoke", seed=0, jobs=16))
+    other_seed = runner.status("mnist-sample", "smoke", seed=1, jobs=16)
+    assert other_seed[0].reasons == ["parameters changed", "data changed"]
+
+
 def test_force_reruns_everything(chapters):
     run()
     info = runner.run_notebooks("mnist-sample", "smoke", seed=0, progress=False, force=True)

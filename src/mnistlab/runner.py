@@ -163,11 +163,16 @@ def package_checksum(modules) -> str:
     return _sha256(*parts)
 
 
+#: Parameters that choose how much of the machine a chapter uses, not what it computes: a chapter
+#: executed with 16 jobs on a GPU machine stays up to date on a laptop that runs with 2.
+RESOURCE_PARAMETERS = ("n_jobs",)
+
+
 def chapter_inputs(path: Path, params: dict, data_checksum: str) -> dict:
     """What a chapter's results depend on, each as a checksum (or the parameters themselves)."""
     return {
         "notebook": _sha256(path.read_bytes()),
-        "parameters": dict(sorted(params.items())),
+        "parameters": {k: v for k, v in sorted(params.items()) if k not in RESOURCE_PARAMETERS},
         "package": package_checksum(modules_used(path)),
         "data": data_checksum,
     }

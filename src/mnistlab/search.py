@@ -31,6 +31,13 @@ def search_subset(x, y, profile, seed: int = config.DEFAULT_SEED, limit: int | N
     return stratified_subset(x, y, limit or config.get_profile(profile).search_max_train, seed)
 
 
+def svc_subset(x, y, profile, seed: int = config.DEFAULT_SEED):
+    """The plain SVC's training set: all of it where ``profile.svc_max_train`` is None (``full``,
+    as the published baselines train), else a stratified subset of that size."""
+    limit = config.get_profile(profile).svc_max_train
+    return (x, y) if limit is None or limit >= len(y) else search_subset(x, y, profile, seed, limit)
+
+
 def grid_size(grid: dict) -> int:
     return int(np.prod([len(v) for v in grid.values()]))
 

@@ -125,6 +125,29 @@ def test_readme_bench_table_is_generated_from_bench_json():
     assert results.bench_block(bench) in (REPO / "README.md").read_text(), "run `python -m mnistlab readme`"
 
 
+def test_chapters_run_elsewhere_are_recorded_in_bench_json(two_chapters, tmp_path):
+    import shutil
+
+    import nbformat
+
+    from mnistlab import bench
+
+    elsewhere = tmp_path / "gpu"
+    shutil.copytree(config.metrics_dir(), elsewhere / "metrics")
+    (elsewhere / "executed").mkdir()
+    nb = nbformat.v4.new_notebook(metadata={"mnistlab": {"cache": {"seconds": 367.4}}})
+    nbformat.write(nb, str(elsewhere / "executed" / "05_b.ipynb"))
+    versions = {"python": "3.12", "keras backend": "jax"}
+    (elsewhere / "run.json").write_text(
+        json.dumps({"dataset": "mnist", "profile": "full", "date": "d", "versions": versions})
+    )
+    run = bench.record_chapter_run(elsewhere)
+    assert run["notebook_seconds"] == {"05_b.ipynb": 367.4} and run["backend"] == "jax"
+    assert config.bench_record(config.reports_dir() / "bench.json")["chapter_runs"][str(elsewhere)] == run
+    line = results.chapter_run_line(run)
+    assert "05 367 s (best good, 98.00%)" in line and "`full` profile on mnist" in line
+
+
 def test_bench_block_shows_times_and_ratios():
     curve = {"99.0%": 10.0, "99.5%": None}
     bench = {

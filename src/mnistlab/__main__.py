@@ -37,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench = sub.add_parser("bench", help="time each notebook; write reports/bench.json")
     _common(bench)
+    bench.add_argument(
+        "--record",
+        metavar="DIR",
+        help="add the chapters run elsewhere (a GPU machine) whose reports folder is DIR to reports/bench.json",
+    )
     sub.add_parser("readme", help="rewrite the README's results and bench tables from reports/")
     sub.add_parser("links", help="point README badges and notebook clone cells at pyproject's Repository URL")
     return parser
@@ -99,8 +104,13 @@ def main(argv=None) -> int:
             changed = sync_links()
             print(f"{len(changed)} file(s) now point at {repository_url()}")
         elif args.command == "bench":
-            from .bench import run_bench
+            from .bench import record_chapter_run, run_bench
+            from .results import chapter_run_line
 
+            if args.record:
+                run = record_chapter_run(args.record)
+                print(chapter_run_line(run))
+                return 0
             run_bench(args.dataset, args.profile, args.seed, args.jobs)
     except (config.UnknownNameError, DataError, MissingToolError, NotebookFailed, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)

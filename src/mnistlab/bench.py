@@ -5,8 +5,10 @@ nothing here is asserted by tests, it is measured."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 import time
+from pathlib import Path
 
 from . import config
 from .evaluation import write_json_atomic
@@ -113,6 +115,7 @@ def run_bench(
         "notebook_seconds": info["seconds"],
         "total_seconds": round(sum(info["seconds"].values()), 2),
         "best_accuracy": best,
+        "chapter_runs": config.bench_record().get("chapter_runs", {}),  # recorded elsewhere; kept
     }
     path = write_json_atomic(reports / "bench.json", result)
     width = max(len(name) for name in info["seconds"])
@@ -124,6 +127,45 @@ def run_bench(
         print(f"{notebook:<{width}}  best {row['accuracy']:.2%}  {row['model']}")
     print(f"wrote {path}")
     return result
+
+
+# --------------------------------------------------------------------------- runs elsewhere
+
+
+def chapter_run(directory) -> dict:
+    """A run of chapters on another machine (a GPU, say), read from the ``reports`` folder it wrote
+    (``MNISTLAB_OUTPUT``): each executed notebook's wall time (its cache record), the device and
+    the best model of each chapter (``metrics/``), versions and settings (``run.json``)."""
+    import nbformat
+
+    directory = Path(directory)
+    seconds = {}
+    for path in sorted((directory / "executed").glob("*.ipynb")):
+        record = nbformat.read(str(path), as_version=4).metadata.get("mnistlab", {}).get("cache", {})
+        seconds[path.name] = record.get("seconds")
+    metrics = load_metrics(directory / "metrics")
+    info = json.loads((directory / "run.json").read_text())
+    return {
+        "dataset": info["dataset"],
+        "profile": info["profile"],
+        "devices": sorted({m["device"] for m in metrics.values() if m.get("device")}),
+        "backend": info["versions"].get("keras backend"),
+        "versions": info["versions"],
+        "date": info["date"],
+        "notebook_seconds": seconds,
+        "best_accuracy": best_accuracies(metrics),
+    }
+
+
+def record_chapter_run(directory) -> dict:
+    """Add (or replace) :func:`chapter_run` of ``directory`` in ``reports/bench.json``."""
+    target = config.reports_dir() / "bench.json"
+    bench = config.bench_record(target)
+    path = Path(directory).resolve()
+    name = path.relative_to(config.repo_root()).as_posix() if path.is_relative_to(config.repo_root()) else str(path)
+    bench.setdefault("chapter_runs", {})[name] = run = chapter_run(directory)
+    write_json_atomic(target, bench)
+    return run
 
 
 # --------------------------------------------------------------------------- time to accuracy

@@ -330,8 +330,26 @@ def bench_block(bench: dict) -> str:
             + ", ".join(f"{name[:2]} {value:.0f} s" for name, value in seconds.items())
             + ").",
         ]
+    for run in bench.get("chapter_runs", {}).values():
+        lines += ["", chapter_run_line(run)]
     lines.append(BENCH_END)
     return "\n".join(lines)
+
+
+def chapter_run_line(run: dict) -> str:
+    """One sentence on chapters run elsewhere (``python -m mnistlab bench --record DIR``)."""
+    parts = []
+    for name, seconds in run["notebook_seconds"].items():
+        best = run["best_accuracy"].get(Path(name).stem)
+        variant = f" on {best['variant']} digits" if best and best.get("variant") else ""
+        parts.append(
+            f"{name[:2]} {seconds:.0f} s"
+            + (f" (best {best['model']}, {best['accuracy']:.2%}{variant})" if best else "")
+        )
+    return (
+        f"Chapters run on {', '.join(run['devices']) or 'another machine'} with the {run['backend']} backend, "
+        f"`{run['profile']}` profile on {run['dataset']} ({run['date']}): " + "; ".join(parts) + "."
+    )
 
 
 def _replace_block(text: str, start_marker: str, end_marker: str, block: str) -> str:

@@ -145,7 +145,8 @@ def test_chapters_run_elsewhere_are_recorded_in_bench_json(two_chapters, tmp_pat
     assert run["notebook_seconds"] == {"05_b.ipynb": 367.4} and run["backend"] == "jax"
     assert config.bench_record(config.reports_dir() / "bench.json")["chapter_runs"][str(elsewhere)] == run
     line = results.chapter_run_line(run)
-    assert "05 367 s (best good, 98.00%)" in line and "`full` profile on mnist" in line
+    assert "05 367 s (best good, 98.00%). Total 6.1 minutes." in line and "the CPU, `full` profile on mnist" in line
+    assert bench.chapter_run(elsewhere, only=["04"])["notebook_seconds"] == {}
 
 
 def test_bench_block_shows_times_and_ratios():

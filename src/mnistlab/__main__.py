@@ -42,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="add the chapters run elsewhere (a GPU machine) whose reports folder is DIR to reports/bench.json",
     )
+    bench.add_argument("--only", nargs="*", help="with --record: only these chapters (name prefixes)")
     sub.add_parser("readme", help="rewrite the README's results and bench tables from reports/")
     sub.add_parser("links", help="point README badges and notebook clone cells at pyproject's Repository URL")
     return parser
@@ -108,7 +109,7 @@ def main(argv=None) -> int:
             from .results import chapter_run_line
 
             if args.record:
-                run = record_chapter_run(args.record)
+                run = record_chapter_run(args.record, args.only)
                 print(chapter_run_line(run))
                 return 0
             run_bench(args.dataset, args.profile, args.seed, args.jobs)

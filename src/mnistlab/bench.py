@@ -76,6 +76,7 @@ def best_accuracies(metrics: dict[str, dict]) -> dict[str, dict]:
                 "accuracy": top["accuracy"],
                 "ci95": top["ci95"],
                 "variant": payload.get("variant"),
+                "task": top.get("task", "multiclass"),
             }
     return best
 
@@ -132,18 +133,21 @@ def run_bench(
 # --------------------------------------------------------------------------- runs elsewhere
 
 
-def chapter_run(directory) -> dict:
+def chapter_run(directory, only=None) -> dict:
     """A run of chapters on another machine (a GPU, say), read from the ``reports`` folder it wrote
     (``MNISTLAB_OUTPUT``): each executed notebook's wall time (its cache record), the device and
-    the best model of each chapter (``metrics/``), versions and settings (``run.json``)."""
+    the best model of each chapter (``metrics/``), versions and settings (``run.json``). ``only``:
+    notebook name prefixes (chapters of that folder that ran elsewhere are left out)."""
     import nbformat
 
     directory = Path(directory)
     seconds = {}
     for path in sorted((directory / "executed").glob("*.ipynb")):
+        if only and not any(path.name.startswith(prefix) for prefix in only):
+            continue
         record = nbformat.read(str(path), as_version=4).metadata.get("mnistlab", {}).get("cache", {})
         seconds[path.name] = record.get("seconds")
-    metrics = load_metrics(directory / "metrics")
+    metrics = {k: v for k, v in load_metrics(directory / "metrics").items() if f"{k}.ipynb" in seconds}
     info = json.loads((directory / "run.json").read_text())
     return {
         "dataset": info["dataset"],
@@ -157,13 +161,13 @@ def chapter_run(directory) -> dict:
     }
 
 
-def record_chapter_run(directory) -> dict:
+def record_chapter_run(directory, only=None) -> dict:
     """Add (or replace) :func:`chapter_run` of ``directory`` in ``reports/bench.json``."""
     target = config.reports_dir() / "bench.json"
     bench = config.bench_record(target)
     path = Path(directory).resolve()
     name = path.relative_to(config.repo_root()).as_posix() if path.is_relative_to(config.repo_root()) else str(path)
-    bench.setdefault("chapter_runs", {})[name] = run = chapter_run(directory)
+    bench.setdefault("chapter_runs", {})[name] = run = chapter_run(directory, only)
     write_json_atomic(target, bench)
     return run
 

@@ -341,14 +341,18 @@ def chapter_run_line(run: dict) -> str:
     parts = []
     for name, seconds in run["notebook_seconds"].items():
         best = run["best_accuracy"].get(Path(name).stem)
-        variant = f" on {best['variant']} digits" if best and best.get("variant") else ""
+        variant = f" on the {best['variant']} variant" if best and best.get("variant") else ""
+        if best and best.get("task", "multiclass") != "multiclass":
+            variant += f", {best['task']} task"
         parts.append(
             f"{name[:2]} {seconds:.0f} s"
             + (f" (best {best['model']}, {best['accuracy']:.2%}{variant})" if best else "")
         )
+    where = f"{', '.join(run['devices'])} with the {run['backend']} backend" if run["devices"] else "the CPU"
     return (
-        f"Chapters run on {', '.join(run['devices']) or 'another machine'} with the {run['backend']} backend, "
-        f"`{run['profile']}` profile on {run['dataset']} ({run['date']}): " + "; ".join(parts) + "."
+        f"Chapters run on {where}, `{run['profile']}` profile on {run['dataset']} ({run['date']}): "
+        + "; ".join(parts)
+        + f". Total {sum(run['notebook_seconds'].values()) / 60:.1f} minutes."
     )
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from . import config
 from .evaluation import write_json_atomic
 from .results import bench_block, load_metrics
-from .runner import environment, run_notebooks
+from .runner import cache_record, environment, run_notebooks
 
 
 def measure_throughput(architectures=None, n_images: int = 4000, seed: int = config.DEFAULT_SEED) -> list[dict]:
@@ -116,7 +116,7 @@ def run_bench(
         "notebook_seconds": info["seconds"],
         "total_seconds": round(sum(info["seconds"].values()), 2),
         "best_accuracy": best,
-        "chapter_runs": config.bench_record().get("chapter_runs", {}),  # recorded elsewhere; kept
+        "chapter_runs": config.bench_record(reports / "bench.json").get("chapter_runs", {}),  # recorded elsewhere; kept
     }
     path = write_json_atomic(reports / "bench.json", result)
     width = max(len(name) for name in info["seconds"])
@@ -138,15 +138,12 @@ def chapter_run(directory, only=None) -> dict:
     (``MNISTLAB_OUTPUT``): each executed notebook's wall time (its cache record), the device and
     the best model of each chapter (``metrics/``), versions and settings (``run.json``). ``only``:
     notebook name prefixes (chapters of that folder that ran elsewhere are left out)."""
-    import nbformat
-
     directory = Path(directory)
     seconds = {}
     for path in sorted((directory / "executed").glob("*.ipynb")):
         if only and not any(path.name.startswith(prefix) for prefix in only):
             continue
-        record = nbformat.read(str(path), as_version=4).metadata.get("mnistlab", {}).get("cache", {})
-        seconds[path.name] = record.get("seconds")
+        seconds[path.name] = (cache_record(path) or {}).get("seconds")
     metrics = {k: v for k, v in load_metrics(directory / "metrics").items() if f"{k}.ipynb" in seconds}
     info = json.loads((directory / "run.json").read_text())
     return {

@@ -178,7 +178,7 @@ def chapter_inputs(path: Path, params: dict, data_checksum: str) -> dict:
     }
 
 
-def _stored(path: Path) -> dict | None:
+def cache_record(path: Path) -> dict | None:
     """The cache record kept in an executed notebook's metadata, or None."""
     if not path.exists():
         return None
@@ -203,7 +203,7 @@ def chapter_states(paths, params: dict, data_checksum: str, executed: Path, forc
     """Which chapters must run, and why (the results chapter whenever another one must)."""
     states = []
     for path in paths:
-        record = _stored(executed / path.name)
+        record = cache_record(executed / path.name)
         inputs = chapter_inputs(path, params, data_checksum)
         if force:
             reasons = ["forced (FORCE=1)"]

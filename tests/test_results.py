@@ -137,6 +137,7 @@ def test_chapters_run_elsewhere_are_recorded_in_bench_json(two_chapters, tmp_pat
     (elsewhere / "executed").mkdir()
     nb = nbformat.v4.new_notebook(metadata={"mnistlab": {"cache": {"seconds": 367.4}}})
     nbformat.write(nb, str(elsewhere / "executed" / "05_b.ipynb"))
+    nbformat.write(nbformat.v4.new_notebook(), str(elsewhere / "executed" / "06_c.ipynb"))  # no record: left out
     versions = {"python": "3.12", "keras backend": "jax"}
     (elsewhere / "run.json").write_text(
         json.dumps({"dataset": "mnist", "profile": "full", "date": "d", "versions": versions})

@@ -143,7 +143,9 @@ def chapter_run(directory, only=None) -> dict:
     for path in sorted((directory / "executed").glob("*.ipynb")):
         if only and not any(path.name.startswith(prefix) for prefix in only):
             continue
-        seconds[path.name] = (cache_record(path) or {}).get("seconds")
+        record = cache_record(path)
+        if record and record.get("seconds") is not None:  # not executed by the runner: no time to report
+            seconds[path.name] = record["seconds"]
     metrics = {k: v for k, v in load_metrics(directory / "metrics").items() if f"{k}.ipynb" in seconds}
     info = json.loads((directory / "run.json").read_text())
     return {

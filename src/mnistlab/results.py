@@ -257,10 +257,15 @@ def executive_summary(metrics: dict[str, dict], info: dict) -> str:
         slowest = max(seconds, key=seconds.get)
         devices = sorted({r.get("device") for p in metrics.values() for r in p["results"] if r.get("device")})
         cheapest = board.loc[board["fit s"].idxmin()]
+        where = (
+            f"on {devices[0] if devices else 'the CPU'}"
+            if len(devices) <= 1  # chapters built through the cache may come from different machines
+            else f"on more than one machine ({', '.join(devices)}), so the sum is not one machine's time"
+        )
         paragraphs.append(
             f"**What it cost.** The {len(seconds)} chapters took {sum(seconds.values()) / 60:.1f} minutes "
-            f"(the longest, {slowest.removesuffix('.ipynb')}, {seconds[slowest] / 60:.1f}) on "
-            f"{', '.join(devices) or 'the CPU'}. The best model trained in {best['fit s']:.0f} s; the cheapest, "
+            f"(the longest, {slowest.removesuffix('.ipynb')}, {seconds[slowest] / 60:.1f}) {where}. "
+            f"The best model trained in {best['fit s']:.0f} s; the cheapest, "
             f"{cheapest['model']}, in {cheapest['fit s']:.1f} s for {cheapest['accuracy']:.2%}."
         )
     return "\n\n".join(paragraphs) + "\n"

@@ -83,7 +83,7 @@ def test_executive_summary_reports_contrasts_cost_and_published_results(two_chap
     assert "PCA before the RBF SVM, tuned by grid search: +10.00 points" in text and "significant at 5%" in text
     assert "The 2 chapters took 5.0 minutes (the longest, 05_b, 4.0) on the CPU." in text
     metrics = results.load_metrics()  # built through the cache: chapters from two machines
-    metrics["04_c"]["results"][0]["device"], metrics["05_b"]["results"][0]["device"] = "CPU", "GPU (H100)"
+    metrics["04_c"]["device"], metrics["05_b"]["results"][0]["device"] = "CPU", "GPU (H100)"  # chapter or model
     text = results.executive_summary(metrics, info)
     assert "(the longest, 05_b, 4.0) on more than one machine (CPU, GPU (H100)), so the sum is not one" in text
     assert "Published results on the official test set (this run's test set is a subset" in text

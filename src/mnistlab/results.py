@@ -255,7 +255,9 @@ def executive_summary(metrics: dict[str, dict], info: dict) -> str:
     seconds = info.get("seconds", {})
     if seconds:
         slowest = max(seconds, key=seconds.get)
-        devices = sorted({r.get("device") for p in metrics.values() for r in p["results"] if r.get("device")})
+        chapter_devices = {p.get("device") for p in metrics.values()}
+        model_devices = {r.get("device") for p in metrics.values() for r in p["results"]}
+        devices = sorted((chapter_devices | model_devices) - {None})
         cheapest = board.loc[board["fit s"].idxmin()]
         where = (
             f"on {devices[0] if devices else 'the CPU'}"

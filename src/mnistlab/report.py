@@ -70,7 +70,8 @@ def title_rows(info: dict) -> list[list[str]]:
     reused = {name: c for name, c in chapters.items() if c.get("reused")}
     if reused:
         when = sorted({c["executed"][:10] for c in reused.values()})
-        commits = sorted({c["git_commit"] for c in reused.values()})
+        # "unknown": executed from a copy without git history (a GPU machine, say)
+        commits = sorted({c["git_commit"].replace("unknown", "not recorded") for c in reused.values()})
         rows.append(
             [
                 "Chapters",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from . import config
 from .evaluation import write_json_atomic
-from .results import bench_block, load_metrics
+from .results import bench_block, load_metrics, run_devices
 from .runner import cache_record, environment, run_notebooks
 
 
@@ -151,7 +151,7 @@ def chapter_run(directory, only=None) -> dict:
     return {
         "dataset": info["dataset"],
         "profile": info["profile"],
-        "devices": sorted({m["device"] for m in metrics.values() if m.get("device")}),
+        "devices": run_devices(metrics),
         "backend": info["versions"].get("keras backend"),
         "versions": info["versions"],
         "date": info["date"],

@@ -47,6 +47,14 @@ def check_consistent(metrics: dict[str, dict]) -> dict:
     return {"dataset": dataset, "profile": profile, "seed": seed}
 
 
+def run_devices(metrics: dict[str, dict]) -> list[str]:
+    """The devices a run's chapters and models say they trained on (chapters built through the
+    cache may come from different machines)."""
+    chapter_devices = {p.get("device") for p in metrics.values()}
+    model_devices = {r.get("device") for p in metrics.values() for r in p["results"]}
+    return sorted((chapter_devices | model_devices) - {None})
+
+
 def leaderboard(metrics: dict[str, dict], task: str = "multiclass") -> pd.DataFrame:
     """One row per model of ``task`` across all chapters, most accurate first."""
     rows = []
@@ -255,9 +263,7 @@ def executive_summary(metrics: dict[str, dict], info: dict) -> str:
     seconds = info.get("seconds", {})
     if seconds:
         slowest = max(seconds, key=seconds.get)
-        chapter_devices = {p.get("device") for p in metrics.values()}
-        model_devices = {r.get("device") for p in metrics.values() for r in p["results"]}
-        devices = sorted((chapter_devices | model_devices) - {None})
+        devices = run_devices(metrics)
         cheapest = board.loc[board["fit s"].idxmin()]
         where = (
             f"on {devices[0] if devices else 'the CPU'}"

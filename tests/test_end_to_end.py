@@ -162,11 +162,11 @@ def test_whole_course_runs_on_fashion(tmp_path, monkeypatch):
 
 def test_bench_times_chapters_without_touching_the_report(isolated):
     from mnistlab import config
-    from mnistlab.bench import run_bench
+    from mnistlab.bench import Recipe, run_bench
 
     recipes = {
-        "reference": ("simple_cnn", 1, 128, "constant", False, 1),
-        "pair, one-cycle + augmentation": ("bn_cnn", 1, 128, "one-cycle", True, 2),
+        "reference": Recipe("simple_cnn", 1, schedule="constant"),
+        "pair, one-cycle + augmentation": Recipe("bn_cnn", 1, augment=True, members=2),
     }
     result = run_bench(
         "mnist-sample",

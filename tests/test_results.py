@@ -190,3 +190,30 @@ def test_bench_block_shows_times_and_ratios():
     block = results.bench_block(bench)
     assert "| ours | 10 s (0.10) | – | 99.50% | 2,000 |" in block
     assert "3.0 minutes (01 60 s, 02 120 s)" in block
+
+
+def test_bench_goals_judge_by_seconds_and_by_ratio_to_the_keras_example():
+    from mnistlab import bench
+
+    def row(name, members=1, **reached):
+        times = {"99.0%": None, "99.3%": None, "99.5%": None, "99.6%": None, "99.7%": None}
+        times.update({f"{k[1:3]}.{k[3]}%": v for k, v in reached.items()})
+        return {"recipe": name, "members": members, "seconds_to": times}
+
+    rows = [
+        row("Keras example", t990=282.0),  # a machine twice as slow as the goals' (141 s)
+        row("fast", t990=20.0, t995=200.0),
+        row("three", members=3, t990=50.0, t996=900.0, t997=1700.0),  # the ensemble, not a single network
+    ]
+    rows[2]["member_seconds_to"] = [row("", t996=None)["seconds_to"], row("", t996=590.0)["seconds_to"]]
+    found = {g["goal"]: g for g in bench.goals(rows)}
+    assert found["99.0% in 15 s"]["recipe"] == "fast" and not found["99.0% in 15 s"]["met"]
+    assert found["99.0% in 15 s"]["met_by_ratio"] and found["99.0% in 15 s"]["seconds_allowed_by_ratio"] == 30.0
+    single = found["a single network: 99.6% in 600 s"]
+    assert single["recipe"] == "three, member 2 alone" and single["seconds"] == 590.0 and single["met"]
+    assert found["an ensemble: 99.7% in 1800 s"]["met"]
+    line = results.goals_line(list(found.values()))
+    assert "99.0% in 15 s: missed, 20 s (fast; 30 s allowed at the same ratio" in line
+    assert "an ensemble: 99.7% in 1800 s: met, 1700 s (three; 3600 s allowed" in line
+    rows[2].pop("member_seconds_to")
+    assert bench.goals(rows)[2]["recipe"] is None  # the ensemble's 99.6% is not a single network's

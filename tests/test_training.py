@@ -97,3 +97,16 @@ def test_one_cycle_training_with_augmentation_learns_and_saves(tmp_path):
     reloaded = networks.keras.models.load_model(tmp_path / "m.keras")
     x = networks.images(ds.x_test[:50])
     np.testing.assert_allclose(networks.predict_proba(reloaded, x), networks.predict_proba(model, x), atol=1e-5)
+
+
+def test_bench_recipe_trains_a_narrow_bn_cnn_at_its_own_one_cycle_peak():
+    from mnistlab import bench
+    from mnistlab.data import load_dataset
+
+    ds = load_dataset("mnist-sample", "smoke", seed=0)
+    recipe = bench.Recipe("bn_cnn-16", 1, batch_size=64, max_lr=0.02)
+    model = bench.train_recipe(recipe, networks.images(ds.x_train[:640]), ds.y_train[:640], seed=0, jit_compile=False)
+    schedule = model.optimizer.get_config()["learning_rate"]["config"]
+    assert schedule["max_lr"] == 0.02 and schedule["total_steps"] == 10  # 640 images in batches of 64
+    assert networks.multiply_adds(model) < 0.3 * networks.multiply_adds(networks.build("bn_cnn"))
+    assert model.optimizer.iterations == 10

@@ -334,6 +334,8 @@ def bench_block(bench: dict) -> str:
             + " | ".join(cells)
             + f" | {row['final_accuracy']:.2%} | {row['images_per_s']:,.0f} |"
         )
+    if tta.get("goals"):
+        lines += ["", goals_line(tta["goals"])]
     seconds = bench.get("notebook_seconds", {})
     if seconds:
         lines += [
@@ -347,6 +349,24 @@ def bench_block(bench: dict) -> str:
         lines += ["", chapter_run_line(run)]
     lines.append(BENCH_END)
     return "\n".join(lines)
+
+
+def goals_line(goals: list[dict]) -> str:
+    """One sentence on the time-to-accuracy goals for 2 CPU cores (``bench.goals``)."""
+    parts = []
+    for goal in goals:
+        if goal["seconds"] is None:
+            parts.append(f"{goal['goal']}: not reached")
+            continue
+        verdict = "met" if goal["met"] else "missed"
+        parts.append(
+            f"{goal['goal']}: {verdict}, {goal['seconds']:.0f} s ({goal['recipe']}; "
+            f"{goal['seconds_allowed_by_ratio']:.0f} s allowed at the same ratio to the Keras example, "
+            f"{'met' if goal['met_by_ratio'] else 'missed'} by that measure)"
+            if goal["seconds_allowed_by_ratio"]
+            else f"{goal['goal']}: {verdict}, {goal['seconds']:.0f} s ({goal['recipe']})"
+        )
+    return "Goals on 2 CPU cores: " + "; ".join(parts) + "."
 
 
 def chapter_run_line(run: dict) -> str:

@@ -71,8 +71,9 @@ def test_merge_keeps_order_and_drops_noise(tmp_path):
     assert rows["Git commit"] == "abc123"
     reused = {"executed": "2026-01-01 00:00", "git_commit": "unknown", "reused": True}
     chapters = {"01_a.ipynb": {**reused, "reused": False}, "02_b.ipynb": reused}
-    rows = dict(report.title_rows({**INFO, "chapters": chapters}))
+    rows = dict(report.title_rows({**INFO, "chapters": chapters, "git_commit": "unknown"}))
     assert "1 executed in this run, 1 reused" in rows["Chapters"] and "commit not recorded" in rows["Chapters"]
+    assert rows["Git commit"] == "not recorded"  # a run outside a git checkout
     pdf_nb = report._for_pdf(merged)
     assert "colab-badge" not in pdf_nb.cells[0].source and "colab-badge" in merged.cells[0].source
 

@@ -49,6 +49,12 @@ def _clean_outputs(cell) -> None:
     cell["outputs"] = kept
 
 
+def shown_commit(commit: str) -> str:
+    """A git commit as the title page shows it: "unknown" is stored when a run had no git
+    history (a copy on a GPU machine, say)."""
+    return "not recorded" if commit == "unknown" else commit
+
+
 def title_rows(info: dict) -> list[list[str]]:
     """The rows of the title page: what was run, on what data, with which software."""
     v = info.get("versions", {})
@@ -64,14 +70,13 @@ def title_rows(info: dict) -> list[list[str]]:
         ["Profile", info["profile"]],
         ["Seed", str(info["seed"])],
         ["Date", info["date"]],
-        ["Git commit", info["git_commit"]],
+        ["Git commit", shown_commit(info["git_commit"])],
     ]
     chapters = info.get("chapters", {})
     reused = {name: c for name, c in chapters.items() if c.get("reused")}
     if reused:
         when = sorted({c["executed"][:10] for c in reused.values()})
-        # "unknown": executed from a copy without git history (a GPU machine, say)
-        commits = sorted({c["git_commit"].replace("unknown", "not recorded") for c in reused.values()})
+        commits = sorted({shown_commit(c["git_commit"]) for c in reused.values()})
         rows.append(
             [
                 "Chapters",

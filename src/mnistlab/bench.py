@@ -262,15 +262,13 @@ def first_reached(points) -> dict:
 NARROW_BN_CNN = {"bn_cnn-16": (16, 32, 64), "bn_cnn-24": (24, 48, 96)}
 
 
-def build_narrow_bn_cnn(architecture: str, seed: int = config.DEFAULT_SEED, jit_compile: bool = False):
+def build_narrow_bn_cnn(architecture: str, jit_compile: bool = False):
     """bn_cnn with the filters of :data:`NARROW_BN_CNN` ``[architecture]``, compiled like
     :func:`networks.build` (bn_cnn-16: 27% of bn_cnn's multiply-adds, bn_cnn-24: 57%)."""
-    import keras
     from keras import layers
 
     from . import networks
 
-    keras.utils.set_random_seed(seed)
     inputs, x = networks._inputs((28, 28))
     for filters, pool in zip(NARROW_BN_CNN[architecture], (True, True, False)):
         x = layers.Conv2D(filters, 3, use_bias=False, kernel_initializer="he_normal")(x)
@@ -287,11 +285,15 @@ def build_narrow_bn_cnn(architecture: str, seed: int = config.DEFAULT_SEED, jit_
 
 
 def train_recipe(recipe: Recipe, x_fit, y_fit, seed: int, jit_compile: bool, extra_callbacks=()):
-    """Build and train one network of ``recipe`` (see :class:`Recipe`); returns the model."""
+    """Build and train one network of ``recipe`` (see :class:`Recipe`); returns the model. The
+    initial weights come from ``seed``, so a recipe's numbers do not depend on what ran before."""
+    import keras
+
     from . import networks
 
+    keras.utils.set_random_seed(seed)
     if recipe.architecture in NARROW_BN_CNN:
-        model = build_narrow_bn_cnn(recipe.architecture, seed, jit_compile)
+        model = build_narrow_bn_cnn(recipe.architecture, jit_compile)
     else:
         model = networks.build(recipe.architecture, jit_compile=jit_compile, seed=seed)
     schedule = recipe.schedule

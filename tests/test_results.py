@@ -25,10 +25,13 @@ def two_chapters():
 
 
 def test_leaderboard_ranks_across_chapters(two_chapters):
-    board = results.leaderboard(results.load_metrics())
+    metrics = results.load_metrics()
+    metrics["05_b"]["results"][0]["device"] = "GPU (H100)"
+    board = results.leaderboard(metrics)
     assert list(board["model"]) == ["good", "poor"]
     assert board.loc[0, "parameters"] == 1234 and board.loc[0, "chapter"] == "05"
     assert board.loc[0, "CI low"] < board.loc[0, "accuracy"] < board.loc[0, "CI high"]
+    assert list(board["fit on"]) == ["GPU", "CPU"]  # scikit-learn models record no device: the CPU
 
 
 def test_predictions_round_trip(two_chapters):
@@ -86,6 +89,7 @@ def test_executive_summary_reports_contrasts_cost_and_published_results(two_chap
     metrics["04_c"]["device"], metrics["05_b"]["results"][0]["device"] = "CPU", "GPU (H100)"  # chapter or model
     text = results.executive_summary(metrics, info)
     assert "(the longest, 05_b, 4.0) on more than one machine (CPU, GPU (H100)), so the sum is not one" in text
+    assert "The best model trained in 30 s on the GPU; the cheapest, " in text  # where each fit's seconds went
     assert "Published results on the official test set (this run's test set is a subset" in text
 
 

@@ -55,8 +55,14 @@ def run_devices(metrics: dict[str, dict]) -> list[str]:
     return sorted((chapter_devices | model_devices) - {None})
 
 
+def device_kind(device: str | None) -> str:
+    """ "GPU" or "CPU" for a device record (none: scikit-learn models, which train on the CPU)."""
+    return "GPU" if device and device.startswith("GPU") else "CPU"
+
+
 def leaderboard(metrics: dict[str, dict], task: str = "multiclass") -> pd.DataFrame:
-    """One row per model of ``task`` across all chapters, most accurate first."""
+    """One row per model of ``task`` across all chapters, most accurate first; ``fit on`` says
+    where ``fit s`` was spent (a report built through the cache may mix machines)."""
     rows = []
     for notebook, payload in metrics.items():
         if payload.get("variant"):  # other test images (noisy, multi-digit): see variant_table
@@ -73,6 +79,7 @@ def leaderboard(metrics: dict[str, dict], task: str = "multiclass") -> pd.DataFr
                     "CI high": r["ci95"][1],
                     "macro F1": r["macro_f1"],
                     "fit s": r["fit_seconds"],
+                    "fit on": device_kind(r.get("device") or payload.get("device")),
                     "predict s / 1,000": 1000 * r["predict_seconds"] / max(1, r["n_test"]),
                     "parameters": r.get("n_params"),
                     "n train": r["n_train"],
@@ -273,8 +280,8 @@ def executive_summary(metrics: dict[str, dict], info: dict) -> str:
         paragraphs.append(
             f"**What it cost.** The {len(seconds)} chapters took {sum(seconds.values()) / 60:.1f} minutes "
             f"(the longest, {slowest.removesuffix('.ipynb')}, {seconds[slowest] / 60:.1f}) {where}. "
-            f"The best model trained in {best['fit s']:.0f} s; the cheapest, "
-            f"{cheapest['model']}, in {cheapest['fit s']:.1f} s for {cheapest['accuracy']:.2%}."
+            f"The best model trained in {best['fit s']:.0f} s on the {best['fit on']}; the cheapest, "
+            f"{cheapest['model']}, in {cheapest['fit s']:.1f} s on the {cheapest['fit on']} for {cheapest['accuracy']:.2%}."
         )
     return "\n\n".join(paragraphs) + "\n"
 
@@ -291,13 +298,13 @@ def readme_block(metrics: dict[str, dict], info: dict, top: int = 10) -> str:
         f"(seed {info['seed']}, commit {info['git_commit']}, {info['date']}); "
         f"test set of {int(board['n test'].iloc[0]):,} images.",
         "",
-        "| model | chapter | test accuracy | 95% CI | macro F1 | fit s |",
-        "|---|---|---|---|---|---|",
+        "| model | chapter | test accuracy | 95% CI | macro F1 | fit s | fit on |",
+        "|---|---|---|---|---|---|---|",
     ]
     for _, r in board.iterrows():
         lines.append(
             f"| {r['model']} | {r['chapter']} | {r['accuracy']:.2%} | {r['CI low']:.2%}–{r['CI high']:.2%} "
-            f"| {r['macro F1']:.3f} | {r['fit s']:.0f} |"
+            f"| {r['macro F1']:.3f} | {r['fit s']:.0f} | {r['fit on']} |"
         )
     lines.append(README_END)
     return "\n".join(lines)

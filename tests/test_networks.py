@@ -5,7 +5,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 
-from mnistlab import networks
+from mnistlab import networks, tta
 from mnistlab.data import load_dataset
 
 
@@ -105,3 +105,29 @@ def test_throughput_measures_both_setups():
     assert rows[0]["ours images/s"] > 0 and rows[0]["plain images/s"] > 0
     assert rows[0]["ratio"] == pytest.approx(rows[0]["ours images/s"] / rows[0]["plain images/s"], abs=0.006)
     assert rows[0]["ours + augmentation images/s"] > 0 and rows[0]["ours + XLA images/s"] > 0
+
+
+def test_shifted_moves_images_and_fills_background():
+    x = np.zeros((2, 5, 5), np.float32)
+    x[:, 2, 2] = 1
+    x[:, 0, 4] = 0.5  # on the right edge: shifted right, it leaves the image
+    right = tta.shifted(x, 1, 0)
+    assert right[0, 2, 3] == 1 and right[0, 2, 2] == 0
+    assert right.sum() == 2  # one pixel per image: the edge pixel is gone, nothing wrapped round
+    up = tta.shifted(x, 0, -1)
+    assert up[1, 1, 2] == 1 and up.shape == x.shape
+    np.testing.assert_array_equal(tta.shifted(x, 0, 0), x)
+
+
+def test_tta_averages_the_model_over_the_shifts():
+    class LeftOrRight:  # "class 1" when the ink is in the right half of the image
+        def predict(self, x, batch_size, verbose):
+            right = x[:, :, 3:].sum(axis=(1, 2)) / x.sum(axis=(1, 2))
+            return np.stack([1 - right, right], axis=1)
+
+    x = np.zeros((1, 6, 6), np.float32)
+    x[0, 2, 2] = 1  # column 2: shifted right once it lands in column 3
+    plain = networks.predict_proba(LeftOrRight(), x)
+    averaged = tta.predict_proba(LeftOrRight(), x)
+    np.testing.assert_allclose(plain, [[1, 0]])
+    np.testing.assert_allclose(averaged, [[4 / 5, 1 / 5]])  # one of the five views sees it on the right

@@ -78,24 +78,6 @@ def test_merge_keeps_order_and_drops_noise(tmp_path):
     assert "colab-badge" not in pdf_nb.cells[0].source and "colab-badge" in merged.cells[0].source
 
 
-def test_title_page_names_chapters_trained_with_another_backend():
-    info = {**INFO, "versions": {"python": "3.11", "keras backend": "tensorflow"}}
-    gpu = {"backend": "jax", "device": "GPU (NVIDIA H100)"}
-    metrics = {
-        "04_svm": {"backend": "tensorflow", "device": "CPU"},
-        "05_nets": gpu,
-        "06_grid": {},  # older metrics files name no backend
-        "07_noisy": gpu,
-    }
-    rows = dict(report.title_rows(info, metrics))
-    assert (
-        rows["Software"]
-        == "python 3.11, keras backend tensorflow; chapters 05, 07: keras backend jax on GPU (NVIDIA H100)"
-    )
-    assert dict(report.title_rows(info))["Software"] == "python 3.11, keras backend tensorflow"
-    assert report.other_backends(info, {"05_nets": {"backend": "jax"}}) == ["chapter 05: keras backend jax"]
-
-
 def test_missing_tex_gives_install_command(monkeypatch):
     monkeypatch.setattr(report.shutil, "which", lambda tool: None)
     with pytest.raises(report.MissingToolError, match="apt-get install texlive-xetex"):

@@ -55,30 +55,11 @@ def shown_commit(commit: str) -> str:
     return "not recorded" if commit == "unknown" else commit
 
 
-def other_backends(info: dict, metrics: dict[str, dict]) -> list[str]:
-    """Chapters whose metrics say they trained with another Keras backend than this run's (reused
-    from the execution cache, executed on another machine): "chapters 05, 07: keras backend jax
-    on GPU (...)"."""
-    run_backend = info.get("versions", {}).get("keras backend")
-    groups: dict[tuple, list[str]] = {}
-    for name, payload in metrics.items():
-        backend = payload.get("backend")
-        if backend and backend != run_backend:
-            groups.setdefault((backend, payload.get("device")), []).append(name[:2])
-    return [
-        f"{'chapter' if len(numbers) == 1 else 'chapters'} {', '.join(numbers)}: keras backend {backend}"
-        + (f" on {device}" if device else "")
-        for (backend, device), numbers in groups.items()
-    ]
-
-
-def title_rows(info: dict, metrics: dict[str, dict] | None = None) -> list[list[str]]:
-    """The rows of the title page: what was run, on what data, with which software (``metrics``:
-    the chapters' metrics files, which say where the reused chapters trained)."""
+def title_rows(info: dict) -> list[list[str]]:
+    """The rows of the title page: what was run, on what data, with which software."""
     v = info.get("versions", {})
-    software = "; ".join(
-        [", ".join(f"{k} {v[k]}" for k in ("python", "scikit-learn", "tensorflow", "keras", "keras backend") if k in v)]
-        + other_backends(info, metrics or {})
+    software = ", ".join(
+        f"{k} {v[k]}" for k in ("python", "scikit-learn", "tensorflow", "keras", "keras backend") if k in v
     )
     dataset = info["dataset"]
     if info.get("requested_dataset") == "auto":
@@ -107,7 +88,7 @@ def title_rows(info: dict, metrics: dict[str, dict] | None = None) -> list[list[
     return rows + [["Software", software]]
 
 
-def merge_notebooks(paths, info: dict, metrics: dict[str, dict] | None = None):
+def merge_notebooks(paths, info: dict):
     """One notebook from the executed chapters, with the run described in its metadata."""
     merged = nbformat.v4.new_notebook()
     for number, path in enumerate(paths, start=1):
@@ -123,7 +104,7 @@ def merge_notebooks(paths, info: dict, metrics: dict[str, dict] | None = None):
     merged.metadata["title"] = info.get("title", REPORT_TITLE)
     merged.metadata["authors"] = [{"name": "mnistlab"}]
     merged.metadata["date"] = info["date"]
-    merged.metadata["mnistlab"] = {"title_rows": title_rows(info, metrics)}
+    merged.metadata["mnistlab"] = {"title_rows": title_rows(info)}
     return merged
 
 
@@ -176,18 +157,12 @@ def _for_html(merged, summary: str | None = None):
     return html
 
 
-def run_metrics(info: dict) -> dict[str, dict]:
-    """The metrics files of this run's chapters."""
-    from .results import load_metrics
-
-    return {name: m for name, m in load_metrics().items() if f"{name}.ipynb" in info["notebooks"]}
-
-
 def summary_markdown(info: dict) -> str | None:
     """The executive summary from this run's metrics files (None when there are none)."""
-    from .results import executive_summary
+    from .results import executive_summary, load_metrics
 
-    metrics = run_metrics(info)
+    metrics = load_metrics()
+    metrics = {name: m for name, m in metrics.items() if f"{name}.ipynb" in info["notebooks"]}
     return executive_summary(metrics, info) if metrics else None
 
 
@@ -222,7 +197,7 @@ def build_report(pdf: bool = True) -> dict:
             f"run `make notebooks` (or `make report`) again; the previous report was left in place."
         )
     paths = [reports / "executed" / name for name in info["notebooks"]]
-    merged = merge_notebooks(paths, info, run_metrics(info))
+    merged = merge_notebooks(paths, info)
     if pdf:
         check_tex()
     written = {}

@@ -5,7 +5,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 
-from mnistlab import networks, tta
+from mnistlab import ensemble, networks
 from mnistlab.data import load_dataset
 
 
@@ -111,12 +111,12 @@ def test_shifted_moves_images_and_fills_background():
     x = np.zeros((2, 5, 5), np.float32)
     x[:, 2, 2] = 1
     x[:, 0, 4] = 0.5  # on the right edge: shifted right, it leaves the image
-    right = tta.shifted(x, 1, 0)
+    right = ensemble.shifted(x, 1, 0)
     assert right[0, 2, 3] == 1 and right[0, 2, 2] == 0
     assert right.sum() == 2  # one pixel per image: the edge pixel is gone, nothing wrapped round
-    up = tta.shifted(x, 0, -1)
+    up = ensemble.shifted(x, 0, -1)
     assert up[1, 1, 2] == 1 and up.shape == x.shape
-    np.testing.assert_array_equal(tta.shifted(x, 0, 0), x)
+    np.testing.assert_array_equal(ensemble.shifted(x, 0, 0), x)
 
 
 def test_tta_averages_the_model_over_the_shifts():
@@ -128,6 +128,6 @@ def test_tta_averages_the_model_over_the_shifts():
     x = np.zeros((1, 6, 6), np.float32)
     x[0, 2, 2] = 1  # column 2: shifted right once it lands in column 3
     plain = networks.predict_proba(LeftOrRight(), x)
-    averaged = tta.predict_proba(LeftOrRight(), x)
+    averaged = ensemble.predict_proba(LeftOrRight(), x)
     np.testing.assert_allclose(plain, [[1, 0]])
     np.testing.assert_allclose(averaged, [[4 / 5, 1 / 5]])  # one of the five views sees it on the right

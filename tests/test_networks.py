@@ -131,3 +131,19 @@ def test_tta_averages_the_model_over_the_shifts():
     averaged = ensemble.predict_proba(LeftOrRight(), x)
     np.testing.assert_allclose(plain, [[1, 0]])
     np.testing.assert_allclose(averaged, [[4 / 5, 1 / 5]])  # one of the five views sees it on the right
+
+
+def test_seed_members_train_on_every_image_from_their_own_seeds(small, capsys):
+    x, y, x_test = small
+    runs = []
+    for _ in range(2):
+        networks.setup_device(seed=3)  # initial weights come from Keras' global generator
+        members = ensemble.seed_members("dense", x, y, k=2, epochs=1, seed=3)
+        runs.append([networks.predict_proba(m, x_test) for m in members])
+    assert len(members) == 2
+    assert capsys.readouterr().out.count("member ") == 4  # one progress line per member
+    first, second = (m.get_weights()[0] for m in members)
+    assert not np.allclose(first, second)  # different starting points
+    np.testing.assert_allclose(runs[0], runs[1], atol=1e-5)  # the same command, the same members
+    with pytest.raises(ValueError, match="one-cycle"):
+        ensemble.seed_members("dense", x, y, k=1, epochs=1, schedule="plateau")

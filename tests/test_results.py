@@ -93,6 +93,30 @@ def test_executive_summary_reports_contrasts_cost_and_published_results(two_chap
     assert "Published results on the official test set (this run's test set is a subset" in text
 
 
+def test_executive_summary_separates_the_ensemble_from_its_test_time_shifts(two_chapters):
+    ds, good, _ = two_chapters
+    y = ds.y_test
+    plain, shifted = good.copy(), good.copy()
+    wrong = np.flatnonzero(good != y)
+    plain[wrong[:2]] = y[wrong[:2]]  # the ensemble corrects two of the best network's errors
+    shifted[wrong[:5]] = y[wrong[:5]]  # the shifts three more
+    name = "bn_cnn, ensemble of 5"
+    write_metrics(
+        "06_e",
+        ds,
+        [
+            result_record(f"{name} (averaged probabilities)", y, plain),
+            result_record(f"{name} (averaged probabilities, test-time shifts)", y, shifted),
+        ],
+        {f"{name} (averaged probabilities)": plain, f"{name} (averaged probabilities, test-time shifts)": shifted},
+    )
+    text = results.executive_summary(results.load_metrics(), {"source": "S", "seconds": {}})
+    gain = 2 / len(y) * 100
+    assert f"over the best single network: +{gain:.2f} points (good to {name} (averaged probabilities);" in text
+    shifts = 3 / len(y) * 100
+    assert f"same ensemble: +{shifts:.2f} points ({name} (averaged probabilities) to {name} (averaged" in text
+
+
 def test_mixed_runs_are_refused(two_chapters):
     path = config.metrics_dir() / "05_b.json"
     payload = json.loads(path.read_text())

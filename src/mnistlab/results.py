@@ -183,7 +183,12 @@ CONTRASTS = (
     (
         "an ensemble (averaged probabilities) over the best single network",
         None,
-        lambda m: "ensemble" in m and "averaged" in m,
+        lambda m: "ensemble" in m and m.endswith("(averaged probabilities)"),
+    ),
+    (
+        "test-time shifts (answers averaged over the image and its four 1-pixel shifts), same ensemble",
+        lambda m: "ensemble" in m and m.endswith("(averaged probabilities)"),
+        lambda m: "ensemble" in m and m.endswith("(averaged probabilities, test-time shifts)"),
     ),
 )
 
@@ -201,7 +206,10 @@ def _contrast_sentences(board: pd.DataFrame, metrics: dict[str, dict]) -> list[s
     sentences = []
     for label, before_is, after_is in CONTRASTS:
         after = next((m for m in board["model"] if after_is(m) and m in predictions), None)
-        before = next((m for m in singles if before_is(m)), None) if before_is else (networks[0] if networks else None)
+        if before_is:
+            before = next((m for m in board["model"] if before_is(m) and m in predictions), None)
+        else:  # the best single network of the network chapters
+            before = networks[0] if networks else None
         if not after or not before or before == after:
             continue
         gain = np.mean(predictions[after] == y_true) - np.mean(predictions[before] == y_true)

@@ -166,7 +166,7 @@ def test_bench_times_chapters_without_touching_the_report(isolated):
 
     recipes = {
         "reference": Recipe("simple_cnn", 1, schedule="constant"),
-        "pair, one-cycle + augmentation": Recipe("bn_cnn", 1, augment=True, members=2),
+        "pair side by side": Recipe("bn_cnn", 2, augment=True, members=2, all_images=True, shifts=True, side_by_side=2),
     }
     result = run_bench(
         "mnist-sample",
@@ -181,6 +181,8 @@ def test_bench_times_chapters_without_touching_the_report(isolated):
     tta = written["time_to_accuracy"]["recipes"]
     assert [r["recipe"] for r in tta] == list(recipes) and len(tta[1]["curve"]) == 2  # one point per epoch
     assert tta[1]["members"] == 2 and set(tta[0]["seconds_to"]) == {"99.0%", "99.3%", "99.5%", "99.6%", "99.7%"}
+    assert len(tta[1]["member_seconds_to"]) == 2  # each member of the pair trained in its own process
+    assert (tta[0]["training_images"], tta[1]["training_images"]) == (900, 1000)  # the fit part; all images
     assert written["throughput"][0]["ours + augmentation images/s"] > 0
     assert list(written["notebook_seconds"]) == ["03_precision_recall_roc.ipynb"]
     assert written["notebook_seconds"]["03_precision_recall_roc.ipynb"] > 0

@@ -114,3 +114,19 @@ def test_bench_recipe_trains_a_narrow_bn_cnn_at_its_own_one_cycle_peak():
     again = bench.train_recipe(recipe, networks.images(ds.x_train[:640]), ds.y_train[:640], seed=0, jit_compile=False)
     x = networks.images(ds.x_test[:20])
     np.testing.assert_allclose(networks.predict_proba(again, x), networks.predict_proba(model, x), atol=1e-6)
+
+
+def test_ensemble_curve_averages_members_trained_together_and_adds_up_their_rounds():
+    from mnistlab import bench
+
+    y = np.array([0, 1, 2, 3])
+    onehot = lambda labels: np.eye(4)[labels]  # noqa: E731
+    first = [(10.0, onehot([0, 1, 0, 0])), (20.0, 0.5 * onehot([0, 1, 2, 0]))]  # right on 2, then 3 of 4
+    second = [(12.0, onehot([0, 0, 0, 0])), (25.0, onehot([0, 1, 2, 3]))]  # 1 of 4, then all 4
+    third = [(7.0, onehot([3, 1, 2, 3]))]
+    points, members, seconds = bench.ensemble_curve([[first, second], [third]], y)
+    # a round is timed by its slowest member; the next round starts where it ended
+    assert [t for t, _ in points] == [12.0, 25.0, 32.0]
+    assert points[1][1] == 1.0  # (3 of 4 + all 4) averaged: every image right
+    assert points[2][1] == 1.0 and seconds == 32.0
+    assert members == [[(10.0, 0.5), (20.0, 0.75)], [(12.0, 0.25), (25.0, 1.0)], [(7.0, 0.75)]]

@@ -130,3 +130,13 @@ def test_ensemble_curve_averages_members_trained_together_and_adds_up_their_roun
     assert points[1][1] == 1.0  # (3 of 4 + all 4) averaged: every image right
     assert points[2][1] == 1.0 and seconds == 32.0
     assert members == [[(10.0, 0.5), (20.0, 0.75)], [(12.0, 0.25), (25.0, 1.0)], [(7.0, 0.75)]]
+
+
+def test_members_train_one_after_the_other_on_a_gpu():
+    """Side by side is for CPU cores; two processes on one GPU would each claim its memory."""
+    from mnistlab import bench
+
+    recipe = bench.Recipe("dense", 1, members=2, side_by_side=2)
+    rounds, params, _ = bench.train_members(recipe, "mnist-sample", seed=0, max_train=300, gpu=True)
+    assert [len(r) for r in rounds] == [1, 1] and params > 0
+    assert len(rounds[0][0]) == 1  # one (seconds, test probabilities) per epoch

@@ -184,7 +184,7 @@ class Recipe:
     train on all the training images, not the chapters' 90% fit part (a recipe that runs to the end
     of its schedule needs no validation images, like chapter 6's ensemble members); ``shifts``:
     score the test set averaged over the image and its 1-pixel shifts (``ensemble.predict_proba``);
-    ``side_by_side``: train that many members at a time, each in a process of one CPU thread."""
+    ``side_by_side``: on the CPU, train that many members at a time, each in a process of one thread."""
 
     architecture: str
     epochs: int
@@ -272,6 +272,10 @@ def train_member(recipe: Recipe, dataset: str, seed: int, member: int, max_train
 
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(threads)
+        elif keras.backend.backend() == "torch":
+            import torch
+
+            torch.set_num_threads(threads)
     from . import ensemble, networks
 
     x_train, y_train, x_test, y_test = _bench_data(dataset, seed, max_train, recipe.all_images)
@@ -297,11 +301,13 @@ def _bench_data(dataset: str, seed: int, max_train, all_images: bool):
     return x, y, networks.images(ds.x_test), ds.y_test
 
 
-def train_members(recipe: Recipe, dataset: str, seed: int, max_train=None) -> tuple[list, int, int]:
+def train_members(recipe: Recipe, dataset: str, seed: int, max_train=None, gpu: bool = False) -> tuple[list, int, int]:
     """Every member of ``recipe``: in this process one after the other, or ``recipe.side_by_side``
-    at a time in worker processes of one CPU thread each. Returns the members' epochs (grouped in
-    rounds: the members that trained together), parameters and multiply-adds of one member."""
-    n = recipe.side_by_side
+    at a time in worker processes of one CPU thread each (on the CPU only: with a ``gpu``, one
+    process holds it and the members train one after the other). Returns the members' epochs
+    (grouped in rounds: the members that trained together), parameters and multiply-adds of one
+    member."""
+    n = 1 if gpu else recipe.side_by_side
     rounds = [list(range(i, min(i + n, recipe.members))) for i in range(0, recipe.members, n)]
     if n == 1:
         found = [[train_member(recipe, dataset, seed, m, max_train)] for (m,) in rounds]
@@ -422,7 +428,7 @@ def time_to_accuracy(recipes=None, dataset: str = "mnist", seed: int = config.DE
     for name, recipe in (recipes or RECIPES).items():
         n_train = n_all if recipe.all_images else len(x_fit)
         print(f"{name}: {n_train:,} training images, {len(x_test):,} test images", flush=True)
-        rounds, params, macs = train_members(recipe, dataset, seed, max_train)
+        rounds, params, macs = train_members(recipe, dataset, seed, max_train, device["gpu"])
         points, members, seconds = ensemble_curve(rounds, y_test)
         rows.append(
             {

@@ -161,6 +161,11 @@ def references(dataset: str) -> pd.DataFrame:
     return table
 
 
+def _averaged_ensemble(model: str) -> bool:
+    """An ensemble of averaged probabilities without test-time shifts (chapter 6's naming)."""
+    return "ensemble" in model and model.endswith("(averaged probabilities)")
+
+
 #: Comparisons the executive summary reports when both models ran: (what it measures, how to find
 #: the "before" model, how to find the "after" model) by name.
 CONTRASTS = (
@@ -183,11 +188,11 @@ CONTRASTS = (
     (
         "an ensemble (averaged probabilities) over the best single network",
         None,
-        lambda m: "ensemble" in m and m.endswith("(averaged probabilities)"),
+        _averaged_ensemble,
     ),
     (
         "test-time shifts (answers averaged over the image and its four 1-pixel shifts), same ensemble",
-        lambda m: "ensemble" in m and m.endswith("(averaged probabilities)"),
+        _averaged_ensemble,
         lambda m: "ensemble" in m and m.endswith("(averaged probabilities, test-time shifts)"),
     ),
 )
@@ -204,10 +209,14 @@ def _contrast_sentences(board: pd.DataFrame, metrics: dict[str, dict]) -> list[s
     singles = [m for m in board["model"] if m in predictions and "ensemble" not in m]
     networks = [m for m, ch in zip(board["model"], board["chapter"]) if m in singles and ch in ("05", "06")]
     sentences = []
+
+    def first(is_model):
+        return next((m for m in board["model"] if is_model(m) and m in predictions), None)
+
     for label, before_is, after_is in CONTRASTS:
-        after = next((m for m in board["model"] if after_is(m) and m in predictions), None)
+        after = first(after_is)
         if before_is:
-            before = next((m for m in board["model"] if before_is(m) and m in predictions), None)
+            before = first(before_is)
         else:  # the best single network of the network chapters
             before = networks[0] if networks else None
         if not after or not before or before == after:

@@ -5,6 +5,7 @@ nothing here is asserted by tests, it is measured."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import tempfile
@@ -286,13 +287,22 @@ def train_member(recipe: Recipe, dataset: str, seed: int, member: int, max_train
     return recorder.epochs, model.count_params(), networks.multiply_adds(model)
 
 
-def _bench_data(dataset: str, seed: int, max_train, all_images: bool):
-    """(x_train, y_train, x_test, y_test) for the time-to-accuracy runs: the fit part (90%) of the
-    training images, or all of them."""
-    from . import networks
+@functools.cache
+def _bench_dataset(dataset: str, seed: int):
+    """``dataset`` in the ``full`` profile, loaded once per process."""
     from .data import load_dataset
 
-    ds = load_dataset(dataset, "full", seed)
+    return load_dataset(dataset, "full", seed)
+
+
+@functools.cache
+def _bench_data(dataset: str, seed: int, max_train, all_images: bool):
+    """(x_train, y_train, x_test, y_test) for the time-to-accuracy runs: the fit part (90%) of the
+    training images, or all of them; prepared once per process (every member of every recipe
+    reads the same arrays)."""
+    from . import networks
+
+    ds = _bench_dataset(dataset, seed)
     x, y = networks.images(ds.x_train), ds.y_train
     if max_train:
         x, y = x[:max_train], y[:max_train]
@@ -418,11 +428,10 @@ def time_to_accuracy(recipes=None, dataset: str = "mnist", seed: int = config.DE
     :data:`THRESHOLDS`, the final accuracy and images/s; with the ratio of each time to the first
     recipe's (the Keras example)."""
     from . import networks
-    from .data import load_dataset
 
-    ds = load_dataset(dataset, "full", seed)
-    x_fit, _, x_test, y_test = _bench_data(dataset, seed, max_train, all_images=False)
-    n_all = min(len(ds.x_train), max_train or len(ds.x_train))
+    ds = _bench_dataset(dataset, seed)
+    x_fit, _, x_test, y_test = _bench_data(dataset, seed, max_train, False)
+    n_all = len(_bench_data(dataset, seed, max_train, True)[0])
     device = networks.setup_device(seed)
     rows = []
     for name, recipe in (recipes or RECIPES).items():

@@ -8,7 +8,7 @@ import pytest
 from conftest import REPO
 from test_report import write_chapter
 
-from mnistlab import config, runner
+from mnistlab import cache, config, runner
 
 PARAMS = "dataset = 'auto'\nprofile = 'quick'\nseed = 0\nn_jobs = 1"
 WRITE_METRICS = (
@@ -65,7 +65,7 @@ def test_parameters_data_and_package_make_chapters_stale(chapters, monkeypatch):
     run()
     other_seed = {s.name: s.reasons for s in runner.status("mnist-sample", "smoke", seed=1)}
     assert other_seed["01_a.ipynb"] == ["parameters changed", "data changed"]  # the sample's split follows the seed
-    monkeypatch.setattr(runner, "package_checksum", lambda modules: "edited")
+    monkeypatch.setattr(cache, "package_checksum", lambda modules: "edited")
     assert states()["02_b.ipynb"] == ["package changed"]
 
 

@@ -1,15 +1,18 @@
 """The execution cache's key: what a chapter's results depend on, and whether its executed copy
 is up to date.
 
-A chapter's inputs are its notebook's source, its parameters (less those that only choose how
-much of the machine it uses), the source of the package modules it imports (transitively) and a
-checksum of the data. They are stored in the executed notebook's metadata (``mnistlab.cache``),
-so ``reports/executed/`` is the cache.
+A chapter's inputs are its notebook's cells (code and markdown; not its metadata or outputs),
+its parameters (less those that only choose how much of the machine it uses), the code of the
+package modules it imports (transitively; comments, docstrings and layout are not part of it) and
+a checksum of the data. They are stored in the executed notebook's metadata (``mnistlab.cache``),
+so ``reports/executed/`` is the cache. The key is the same on Python 3.10 to 3.13.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,8 @@ from pathlib import Path
 import nbformat
 
 INPUTS = ("notebook", "parameters", "package", "data")
+#: What the runner stores in an executed notebook's metadata (``mnistlab.cache``).
+RECORD_KEYS = ("inputs", "seconds", "executed", "git_commit")
 
 
 def is_results_chapter(path: Path) -> bool:
@@ -67,12 +72,76 @@ def modules_used(path: Path) -> list[str]:
     return sorted(seen)
 
 
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    """Drop every statement that is only a string: docstrings (the first statement of a module,
+    class or function) and attribute docstrings. They do nothing when the code runs."""
+    for node in ast.walk(tree):
+        for field in ("body", "orelse", "finalbody"):
+            body = getattr(node, field, None)
+            if isinstance(body, list):
+                body[:] = [
+                    stmt
+                    for stmt in body
+                    if not (
+                        isinstance(stmt, ast.Expr)
+                        and isinstance(stmt.value, ast.Constant)
+                        and isinstance(stmt.value.value, str)
+                    )
+                ]
+    return tree
+
+
+def _canonical(node) -> str:
+    """A dump of an AST that is the same on every Python version from 3.10 on: like ``ast.dump``
+    without positions, but fields that are None or empty lists are left out, whichever Python
+    added them (``type_params`` came in 3.12) and whichever way ``ast.dump`` shows them (3.13
+    hides them, earlier versions print them), and empty strings inside f-strings are left out
+    (3.12's parser adds one to some format specs: ``f"{x:<{w}}"``)."""
+    if isinstance(node, ast.AST):
+        fields = []
+        for name in node._fields:
+            value = getattr(node, name, None)
+            if isinstance(node, ast.JoinedStr) and name == "values":
+                value = [v for v in value if not (isinstance(v, ast.Constant) and v.value == "")]
+            if value is None or (isinstance(value, list) and not value):
+                continue
+            fields.append(f"{name}={_canonical(value)}")
+        return f"{type(node).__name__}({', '.join(fields)})"
+    if isinstance(node, list):
+        return "[" + ", ".join(_canonical(item) for item in node) + "]"
+    return repr(node)
+
+
+def code_form(source: str) -> bytes:
+    """What a module's behaviour depends on: its syntax tree without comments (parsing drops
+    them), docstrings or positions. A module that does not parse is taken byte for byte."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source.encode()
+    return _canonical(_strip_docstrings(tree)).encode()
+
+
 def package_checksum(modules) -> str:
-    """sha256 over the source of the given package modules (names and contents)."""
+    """sha256 over the code of the given package modules (names and :func:`code_form`): editing a
+    comment, a docstring or the layout of a module leaves every chapter up to date; editing its
+    code makes the chapters that import it stale. The checksum is the same on Python 3.10 to 3.13."""
     parts = []
     for module in sorted(modules):
-        parts += [module.encode(), (_package_dir() / f"{module}.py").read_bytes()]
+        source = (_package_dir() / f"{module}.py").read_text(encoding="utf-8")
+        parts += [module.encode(), b"\0", code_form(source), b"\0"]
     return _sha256(*parts)
+
+
+def notebook_checksum(path: Path) -> str:
+    """sha256 over the notebook's cells: type, source (code with its comments, and markdown, which
+    the report shows) and tags (``parameters`` tells papermill where to inject). Not the notebook's
+    metadata, cell ids or outputs, which saving it in Jupyter or Colab may change."""
+    cells = [
+        [cell.cell_type, cell.source, sorted(cell.get("metadata", {}).get("tags", []))]
+        for cell in nbformat.read(str(path), as_version=4).cells
+    ]
+    return _sha256(json.dumps(cells, ensure_ascii=False).encode())
 
 
 #: Parameters that choose how much of the machine a chapter uses, not what it computes: a chapter
@@ -83,20 +152,38 @@ RESOURCE_PARAMETERS = ("n_jobs",)
 def chapter_inputs(path: Path, params: dict, data_checksum: str) -> dict:
     """What a chapter's results depend on, each as a checksum (or the parameters themselves)."""
     return {
-        "notebook": _sha256(path.read_bytes()),
+        "notebook": notebook_checksum(path),
         "parameters": {k: v for k, v in sorted(params.items()) if k not in RESOURCE_PARAMETERS},
         "package": package_checksum(modules_used(path)),
         "data": data_checksum,
     }
 
 
-def cache_record(path: Path) -> dict | None:
-    """The cache record kept in an executed notebook's metadata, or None."""
+class UnreadableRecord(ValueError):
+    """An executed notebook whose cache record cannot be read (not JSON, not a notebook, no inputs)."""
+
+
+def read_record(path: Path) -> dict | None:
+    """The cache record kept in an executed notebook's metadata; None when there is no executed
+    notebook or it carries no record. Raises :class:`UnreadableRecord` when it cannot be read."""
     if not path.exists():
         return None
     try:
-        return nbformat.read(str(path), as_version=4).metadata.get("mnistlab", {}).get("cache")
-    except (OSError, ValueError):
+        record = nbformat.read(str(path), as_version=4).metadata.get("mnistlab", {}).get("cache")
+    except Exception as err:  # noqa: BLE001  (truncated JSON, not a notebook, an unknown nbformat...)
+        raise UnreadableRecord(f"{path.name}: {type(err).__name__}") from err
+    if record is not None and not (
+        isinstance(record, dict) and isinstance(record.get("inputs"), dict) and set(RECORD_KEYS) <= set(record)
+    ):
+        raise UnreadableRecord(f"{path.name}: its cache record lacks {', '.join(RECORD_KEYS)}")
+    return record
+
+
+def cache_record(path: Path) -> dict | None:
+    """The cache record kept in an executed notebook's metadata, or None (also when unreadable)."""
+    try:
+        return read_record(path)
+    except UnreadableRecord:
         return None
 
 
@@ -115,14 +202,19 @@ def chapter_states(paths, params: dict, data_checksum: str, executed: Path, forc
     """Which chapters must run, and why (the results chapter whenever another one must)."""
     states = []
     for path in paths:
-        record = cache_record(executed / path.name)
+        try:
+            record, unreadable = read_record(executed / path.name), False
+        except UnreadableRecord:
+            record, unreadable = None, True
         inputs = chapter_inputs(path, params, data_checksum)
         if force:
             reasons = ["forced (FORCE=1)"]
+        elif unreadable:
+            reasons = ["unreadable cache record"]
         elif record is None:
             reasons = ["never executed"]
         else:
-            reasons = [f"{key} changed" for key in INPUTS if record.get("inputs", {}).get(key) != inputs[key]]
+            reasons = [f"{key} changed" for key in INPUTS if record["inputs"].get(key) != inputs[key]]
         states.append(ChapterState(path.name, bool(reasons), reasons, None if reasons else record))
     others = [s for s, p in zip(states, paths) if not is_results_chapter(p)]
     for state, path in zip(states, paths):

@@ -9,15 +9,17 @@ DATASET ?= auto
 PROFILE ?= quick
 JOBS ?= 2
 SEED ?= 42
-RUN_ARGS = --dataset $(DATASET) --profile $(PROFILE) --jobs $(JOBS) --seed $(SEED)
+NAME_ARGS = --dataset $(DATASET) --profile $(PROFILE)
+RUN_ARGS = $(NAME_ARGS) --jobs $(JOBS) --seed $(SEED)
 FORCE ?=
 EXTRAS := report,lab,cluster,jax,dev
 
 .PHONY: help setup system-deps data notebooks status report colab-check lint lab html test test-fast bench clean
 
 help: ## show this list
-	@echo "mnistlab: make <target> [DATASET=auto|mnist|mnist-sample|fashion] [PROFILE=smoke|quick|full] [JOBS=2] [SEED=42] [FORCE=1]"
+	@echo "mnistlab: make <target> [DATASET=auto|mnist|mnist-sample|fashion|noisy-mnist] [PROFILE=smoke|quick|full] [JOBS=2] [SEED=42] [FORCE=1]"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@echo "Output: DATASET=mnist PROFILE=full writes the committed study (reports/, figures/); any other run writes runs/DATASET-PROFILE/."
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "mnistlab needs Python >= 3.10"'
@@ -40,11 +42,11 @@ notebooks: setup ## execute the stale notebooks in order with papermill (FORCE=1
 status: $(VENV)/.installed ## list each chapter as up to date or stale, and why
 	$(PY) -m mnistlab status $(RUN_ARGS)
 
-report: notebooks ## execute the notebooks, then write reports/report.pdf and reports/report.html
-	$(PY) -m mnistlab report
+report: notebooks ## execute the notebooks, then write report.pdf and report.html (in runs/DATASET-PROFILE/reports/ unless mnist/full)
+	$(PY) -m mnistlab report $(NAME_ARGS)
 
-html: $(VENV)/.installed ## rebuild reports/report.html only, from the last executed notebooks
-	$(PY) -m mnistlab report --no-pdf
+html: $(VENV)/.installed ## rebuild report.html only, from the executed notebooks of DATASET and PROFILE
+	$(PY) -m mnistlab report $(NAME_ARGS) --no-pdf
 
 test: setup ## run the test suite (unit tests, notebooks in the smoke profile, report checks)
 	$(PY) -m pytest

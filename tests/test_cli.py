@@ -14,7 +14,7 @@ def run(*args):
     [
         (
             ["data", "--dataset", "emnist"],
-            "unknown dataset 'emnist'; choose one of: auto, mnist, mnist-sample, fashion, noisy-mnist, triplet-mnist",
+            "unknown dataset 'emnist'; choose one of: auto, mnist, mnist-sample, fashion, noisy-mnist",
         ),
         (["run", "--profile", "huge"], "unknown profile 'huge'; choose one of: smoke, quick, full"),
     ],

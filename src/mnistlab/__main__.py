@@ -1,4 +1,8 @@
-"""Command line: ``python -m mnistlab run|report|data|bench`` (the Makefile calls these)."""
+"""Command line: ``python -m mnistlab run|status|report|data|bench|readme|links`` (the Makefile calls these).
+
+``run``, ``status`` and ``report`` work in the output folder of their ``--dataset``/``--profile``:
+the repository's ``reports/`` and ``figures/`` for the committed study (MNIST, ``full``), else
+``runs/<dataset>-<profile>/``; ``$MNISTLAB_OUTPUT`` overrides both."""
 
 from __future__ import annotations
 
@@ -8,10 +12,15 @@ import sys
 from . import config
 
 
-def _common(parser, dataset=True):
-    if dataset:
-        parser.add_argument("--dataset", default="auto", help="auto, mnist, mnist-sample or fashion")
-    parser.add_argument("--profile", default="quick", help="smoke, quick or full")
+def _names(parser):
+    parser.add_argument(
+        "--dataset", default="auto", help=f"one of: {', '.join(config.COURSE_DATASETS)} (default: auto)"
+    )
+    parser.add_argument("--profile", default="quick", help=f"one of: {', '.join(config.PROFILES)} (default: quick)")
+
+
+def _common(parser):
+    _names(parser)
     parser.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
     parser.add_argument("--jobs", type=int, default=2, help="parallel jobs (n_jobs)")
 
@@ -25,7 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="re-execute every chapter, up to date or not")
     status = sub.add_parser("status", help="which chapters are up to date and which are stale, and why")
     _common(status)
-    report = sub.add_parser("report", help="merge the executed notebooks into report.pdf and report.html")
+    report = sub.add_parser(
+        "report",
+        help="merge the executed notebooks of the run of --dataset/--profile into report.pdf and report.html",
+    )
+    _names(report)
     report.add_argument("--no-pdf", action="store_true", help="HTML only (no TeX needed)")
     data = sub.add_parser("data", help="fetch and verify a dataset, print its source; or import files")
     _common(data)
@@ -48,15 +61,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _where(args) -> str:
+    """Point ``MNISTLAB_OUTPUT`` at this command's run folder; return it in words."""
+    import os
+
+    note = config.output_note(args.dataset, args.profile)
+    os.environ["MNISTLAB_OUTPUT"] = str(config.run_output_dir(args.dataset, args.profile))
+    return note
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from .data import DATASETS, DataError
+    from .data import DataError
     from .report import MissingToolError
     from .runner import NotebookFailed
 
     try:
         if hasattr(args, "dataset"):
-            config.check_name("dataset", args.dataset, DATASETS)
+            config.check_name("dataset", args.dataset, config.COURSE_DATASETS)
         if hasattr(args, "profile"):
             config.get_profile(args.profile)
         if args.command == "run":
@@ -66,6 +88,7 @@ def main(argv=None) -> int:
         elif args.command == "status":
             from .runner import status
 
+            print(f"output folder: {config.output_note(args.dataset, args.profile)}")
             states = status(args.dataset, args.profile, args.seed, args.jobs)
             for state in states:
                 print(state.line())
@@ -77,9 +100,13 @@ def main(argv=None) -> int:
             )
         elif args.command == "report":
             from .report import build_report
+            from .runner import run_lock
 
-            for _kind, path in build_report(pdf=not args.no_pdf).items():
-                print(f"wrote {path}")
+            print(f"report of the run in {_where(args)}", flush=True)
+            with run_lock():
+                written = build_report(pdf=not args.no_pdf)
+            for _kind, path in written.items():
+                print(f"wrote {config.shown_path(path)}")
         elif args.command == "data" and args.import_dir:
             from .data import import_files
 
@@ -113,9 +140,24 @@ def main(argv=None) -> int:
                 print(chapter_run_line(run))
                 return 0
             run_bench(args.dataset, args.profile, args.seed, args.jobs)
-    except (config.UnknownNameError, DataError, MissingToolError, NotebookFailed, FileNotFoundError) as err:
+    except (
+        config.UnknownNameError,
+        config.OutputError,
+        DataError,
+        MissingToolError,
+        NotebookFailed,
+        FileNotFoundError,
+    ) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2 if isinstance(err, config.UnknownNameError) else 1
+    except OSError as err:  # anything else the file system refused: one line, no traceback
+        where = f" ({err.filename})" if err.filename else ""
+        print(
+            f"error: {err.strerror or err}{where}: check that path, or choose other folders with "
+            f"MNISTLAB_OUTPUT (reports and figures) and MNISTLAB_DATA (the data cache)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

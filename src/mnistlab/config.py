@@ -3,7 +3,8 @@
 Environment variables (all optional):
 
 - ``MNISTLAB_ROOT``: the repository root (found automatically from the package).
-- ``MNISTLAB_OUTPUT``: where ``figures/`` and ``reports/`` are written (default: the root).
+- ``MNISTLAB_OUTPUT``: where ``figures/`` and ``reports/`` are written (default: the root for the
+  committed study, ``<root>/runs/<dataset>-<profile>/`` for any other run: :func:`run_output_dir`).
 - ``MNISTLAB_DATA``: the download cache (default: ``<root>/data/raw``).
 """
 
@@ -14,6 +15,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 DEFAULT_SEED = 42
+
+#: The datasets a whole run of the course accepts (``--dataset``, ``DATASET=``). ``load_dataset``
+#: also knows ``triplet-mnist``, chapter 8's 64×64 three-digit canvases, which is no dataset for
+#: every chapter.
+COURSE_DATASETS = ("auto", "mnist", "mnist-sample", "fashion", "noisy-mnist")
 
 
 def repo_root() -> Path:
@@ -29,6 +35,69 @@ def repo_root() -> Path:
 def output_dir() -> Path:
     """Directory that receives ``figures/`` and ``reports/`` for this run."""
     return Path(os.environ.get("MNISTLAB_OUTPUT") or repo_root()).resolve()
+
+
+#: The committed study in ``reports/`` when its ``run.json`` cannot be read: MNIST in the full profile.
+STUDY = ("mnist", "full")
+
+
+def study() -> tuple[str, str]:
+    """``(dataset, profile)`` of the committed study: HEAD's ``reports/run.json`` (so a run that
+    already rewrote the working copy cannot redefine it), else the working copy's, else :data:`STUDY`."""
+    import json
+    import subprocess
+
+    root = repo_root()
+    text = None
+    try:
+        text = subprocess.run(
+            ["git", "show", "HEAD:./reports/run.json"], cwd=root, capture_output=True, text=True, timeout=10
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        pass
+    for candidate in (text, None):
+        try:
+            info = json.loads(candidate if candidate else (root / "reports" / "run.json").read_text())
+            return str(info["dataset"]), str(info["profile"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return STUDY
+
+
+def run_output_dir(dataset: str, profile: str) -> Path:
+    """Where a run of ``dataset`` in ``profile`` writes ``figures/`` and ``reports/``:
+    ``$MNISTLAB_OUTPUT`` when set; the repository itself for the committed study (:func:`study`);
+    else a folder of its own, ``<root>/runs/<dataset>-<profile>/`` (ignored by git), so a quick or
+    smoke run never overwrites the study."""
+    if os.environ.get("MNISTLAB_OUTPUT"):
+        return output_dir()
+    root = repo_root()
+    if (dataset, profile) == study():
+        return root
+    return root / "runs" / f"{dataset}-{profile}"
+
+
+def shown_path(path: Path) -> str:
+    """``path`` relative to the repository when inside it (``.`` for the root itself), else as is."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(repo_root()).as_posix() or "."
+    except ValueError:
+        return str(path)
+
+
+def output_note(dataset: str, profile: str) -> str:
+    """Where a run of ``dataset`` in ``profile`` writes, in words (printed by run, status and report)."""
+    path = run_output_dir(dataset, profile)
+    if os.environ.get("MNISTLAB_OUTPUT"):
+        return f"{shown_path(path)}/ (from $MNISTLAB_OUTPUT)"
+    if path == repo_root():
+        return "the repository's reports/ and figures/ (the committed study)"
+    return f"{shown_path(path)}/ (this run's own folder, ignored by git; the committed study in reports/ is not touched)"
+
+
+class OutputError(RuntimeError):
+    """The output folder cannot be written, or another run is using it; the message says what to do."""
 
 
 def figures_dir() -> Path:

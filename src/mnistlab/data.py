@@ -14,9 +14,9 @@ import json
 import os
 import shutil
 import struct
-import tempfile
 import urllib.error
 import urllib.request
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,8 +24,10 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from . import config
+from .evaluation import atomic_path, write_json_atomic
 
-DATASETS = ("auto", "mnist", "mnist-sample", "fashion", "noisy-mnist", "triplet-mnist")
+#: Every name :func:`load_dataset` knows; a run of the whole course accepts :data:`config.COURSE_DATASETS`.
+DATASETS = (*config.COURSE_DATASETS, "triplet-mnist")
 
 #: Public mirror used by ``keras.datasets`` (override with ``$MNISTLAB_MIRROR``).
 KERAS_MIRROR = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
@@ -100,6 +102,10 @@ class DownloadError(DataError):
     """The network or the server failed while a download was needed."""
 
 
+class CacheError(DataError):
+    """The data cache (``data/raw`` or ``$MNISTLAB_DATA``) is not a folder that can be used."""
+
+
 @dataclass
 class Dataset:
     """Train/test arrays (uint8, N×28×28; labels 0..9) and where they came from."""
@@ -153,13 +159,16 @@ def combined_checksum(checksums) -> str:
 def verify(path: Path, expected: str, advice: str | None = None) -> Path:
     """Raise :class:`ChecksumError` unless ``path`` has the ``expected`` sha256.
 
-    ``advice`` says what to do about a bad file (default: delete it and run again)."""
+    ``advice`` says what to do about a bad file, as the end of one sentence (default: delete it
+    and run again)."""
     actual = content_sha256(path)
     if actual != expected:
-        advice = advice or f"Delete {path} and run again."
+        if actual.startswith("unreadable ("):
+            reason = actual.removeprefix("unreadable (").removesuffix(")")
+        else:
+            reason = f"sha256 {actual[:12]}… instead of {expected[:12]}…"
         raise ChecksumError(
-            f"checksum mismatch for {Path(path).name}: expected sha256 {expected[:12]}…, got "
-            f"{actual[:12]}…; the file is corrupted or truncated. {advice}"
+            f"{_short(path)} is corrupted or truncated ({reason}); {advice or 'delete it and run again'}."
         )
     return Path(path)
 
@@ -167,17 +176,20 @@ def verify(path: Path, expected: str, advice: str | None = None) -> Path:
 def download(url: str, dest: Path, sha256: str, timeout: float = 30) -> Path:
     """Download ``url`` to ``dest`` atomically: temporary file, verify ``sha256``, then rename.
 
-    On any failure nothing is left at ``dest`` or beside it.
+    On any failure nothing is left at ``dest`` or beside it. The cached file is readable by
+    others as the umask allows (a shared cache), not private like a temporary file.
     """
     from tqdm.auto import tqdm
 
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    tmp = Path(tmp_name)
-    try:
+    with ExitStack() as stack:
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            tmp = stack.enter_context(atomic_path(dest))
+            out = stack.enter_context(open(tmp, "wb"))
+        except OSError as err:
+            raise _unwritable_cache(dest.parent, err) from None
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
                 total = int(response.headers.get("Content-Length") or 0) or None
                 with tqdm(
                     total=total,
@@ -189,6 +201,7 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 30) -> Path:
                     for chunk in iter(lambda: response.read(1 << 16), b""):
                         out.write(chunk)
                         bar.update(len(chunk))
+            out.close()
         except (urllib.error.URLError, OSError, ValueError) as err:
             raise DownloadError(
                 f"could not download {url} ({getattr(err, 'reason', err)}). Check your network "
@@ -202,9 +215,7 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 30) -> Path:
                 f"{sha256[:12]}…, got {actual[:12]}…; the download is corrupted or truncated and "
                 f"was not cached. Run again; if it persists, use dataset='mnist-sample' offline."
             )
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    _readable(dest)
     _record_origin(dest, f"downloaded from {url}")
     return dest
 
@@ -246,15 +257,55 @@ def _record_origin(path: Path, origin: str) -> None:
     index = path.parent / ORIGINS
     found = json.loads(index.read_text()) if index.exists() else {}
     found[path.name] = f"{origin}, {_dt.date.today().isoformat()}"
-    tmp = index.with_suffix(".tmp")
-    tmp.write_text(json.dumps(found, indent=1, sort_keys=True))
-    os.replace(tmp, index)
+    write_json_atomic(index, dict(sorted(found.items())))
+    _readable(index)
 
 
 def _origin(path: Path) -> str:
+    """Where a cached file came from, in words that name no folder of this machine (for ``source``)."""
     index = path.parent / ORIGINS
     found = json.loads(index.read_text()) if index.exists() else {}
-    return found.get(path.name, "origin not recorded")
+    origin = found.get(path.name, "origin not recorded")
+    date = f", {origin.rsplit(', ', 1)[1]}" if ", " in origin else ""
+    if origin.startswith("imported from "):  # ORIGINS.json keeps the folder; the source line does not
+        return f"imported from a local folder{date}"
+    if origin.startswith("downloaded from file:"):
+        return f"downloaded from a local mirror{date}"
+    return origin
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _readable(path: Path) -> None:
+    """Give a file written through a temporary file the mode a plain new file gets (0644 under
+    the usual umask), so a shared cache is readable by the others who use it."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
+def _unwritable_cache(folder: Path, err: OSError) -> CacheError:
+    return CacheError(
+        f"cannot write to the data cache {folder} ({err.strerror or err}): make it a writable folder, "
+        f"or point MNISTLAB_DATA at one"
+    )
+
+
+def check_cache() -> Path:
+    """The data cache root, unless it (or a folder above it) is a file: then :class:`CacheError`."""
+    root = config.data_cache_dir()
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        named = "$MNISTLAB_DATA" if os.environ.get("MNISTLAB_DATA") else "the data cache"
+        raise CacheError(
+            f"{named} ({root}) cannot be a data cache because {existing} is a file, not a folder: point "
+            f"MNISTLAB_DATA at a folder (or unset it to use data/raw)"
+        )
+    return root
 
 
 def find_idx(directory: Path, stem: str) -> Path | None:
@@ -288,6 +339,19 @@ def _short(path: Path) -> str:
         return str(path)
 
 
+def _cache_place(folder: Path) -> str:
+    """A cache folder named without this machine's folders: relative to the repository, else to
+    ``$MNISTLAB_DATA``, else in words."""
+    folder = Path(folder).resolve()
+    for base, name in ((config.repo_root(), None), (config.data_cache_dir().resolve(), "$MNISTLAB_DATA")):
+        try:
+            rel = folder.relative_to(base).as_posix()
+        except ValueError:
+            continue
+        return rel if name is None else (name if rel == "." else f"{name}/{rel}")
+    return "a cache folder outside the repository"
+
+
 def _verified_or_set_aside(path: Path | None, expected: str) -> Path | None:
     """``path`` when its checksum is right; a bad file is set aside (renamed) and None returned."""
     if path is None or not path.exists():
@@ -303,7 +367,7 @@ def _cached_mnist():
     folder = cache_dir("mnist")
     for npz in (folder / "mnist.npz", config.data_cache_dir() / "mnist.npz"):  # the second: older caches
         if _verified_or_set_aside(npz, MNIST_NPZ_SHA256):
-            return _read_npz(npz), f"Keras' mnist.npz ({_origin(npz)}) in the cache {_short(npz.parent)}"
+            return _read_npz(npz), f"Keras' mnist.npz ({_origin(npz)}) in the cache {_cache_place(npz.parent)}"
     paths = [_verified_or_set_aside(find_idx(folder, stem), MNIST_IDX_SHA256[stem]) for stem in IDX_FILES]
     if all(paths):
         return _read_idx_set(paths), _idx_form(paths)
@@ -312,7 +376,7 @@ def _cached_mnist():
 
 def _idx_form(paths) -> str:
     origins = sorted({_origin(p) for p in paths})
-    return f"the four original IDX files ({'; '.join(origins)}) in the cache {_short(paths[0].parent)}"
+    return f"the four original IDX files ({'; '.join(origins)}) in the cache {_cache_place(paths[0].parent)}"
 
 
 def _read_npz(path: Path):
@@ -327,7 +391,7 @@ def _read_idx_set(paths):
 def _download_mnist_npz():
     mirror = os.environ.get("MNISTLAB_MIRROR", KERAS_MIRROR).rstrip("/") + "/"
     path = download(mirror + "mnist.npz", cache_dir("mnist") / "mnist.npz", MNIST_NPZ_SHA256)
-    return _read_npz(path), f"Keras' mnist.npz ({_origin(path)}) in the cache {_short(path.parent)}"
+    return _read_npz(path), f"Keras' mnist.npz ({_origin(path)}) in the cache {_cache_place(path.parent)}"
 
 
 def _download_mnist_idx():
@@ -342,6 +406,7 @@ def _download_mnist_idx():
 
 def _load_mnist():
     """Full MNIST: the cache (either form), else the Keras mirror, else the IDX mirror."""
+    check_cache()
     found = _cached_mnist()
     tried = [f"the cache {_short(cache_dir('mnist'))} (no complete, verified copy)"]
     if found is None:
@@ -365,6 +430,7 @@ def _load_mnist():
 
 def _load_fashion():
     """Fashion-MNIST: the cache, else the Debian package, else the Keras mirror."""
+    check_cache()
     folder = cache_dir("fashion")
     mirror = os.environ.get("MNISTLAB_MIRROR", KERAS_MIRROR).rstrip("/") + "/"
     paths = []
@@ -376,8 +442,8 @@ def _load_fashion():
                 find_idx(FASHION_DEBIAN_DIR, stem),
                 expected,
                 advice=(
-                    "It belongs to the Debian package dataset-fashion-mnist: reinstall it with "
-                    "`sudo apt-get install --reinstall dataset-fashion-mnist`."
+                    "it belongs to the Debian package dataset-fashion-mnist: reinstall it with "
+                    "`sudo apt-get install --reinstall dataset-fashion-mnist`"
                 ),
             )
         paths.append(path or download(mirror + stem + ".gz", folder / f"{stem}.gz", expected))
@@ -385,7 +451,7 @@ def _load_fashion():
     where = (
         "the Debian package dataset-fashion-mnist"
         if paths[0].parent == FASHION_DEBIAN_DIR
-        else f"the cache {_short(paths[0].parent)}"
+        else f"the cache {_cache_place(paths[0].parent)}"
     )
     source = (
         f"Fashion-MNIST (Xiao, Rasul & Vollgraf 2017, MIT), {len(arrays[0]):,} train / "
@@ -400,16 +466,16 @@ def _load_sample(seed: int):
         path = config.sample_dir() / name
         if not path.exists():
             raise DataError(
-                f"{_short(path)} is missing. It is part of the repository: restore it with "
-                f"`git checkout -- data/sample/{name}` (or clone the repository again)."
+                f"{_short(path)} is missing; it is part of the repository: restore it with "
+                f"`git checkout -- data/sample/` (or clone the repository again)"
             )
         paths.append(
             verify(
                 path,
                 expected,
                 advice=(
-                    f"It is part of the repository, not a download: restore it with `git checkout -- "
-                    f"data/sample/{name}` (or clone the repository again); do not delete it."
+                    "it is part of the repository, not a download: restore it with "
+                    "`git checkout -- data/sample/` (or clone the repository again) and do not delete it"
                 ),
             )
         )
@@ -469,10 +535,16 @@ def load_dataset(name: str = "auto", profile: str = "quick", seed: int = config.
         except DataError as err:
             arrays, class_names, source = _load_sample(seed)
             name = "mnist-sample"
-            note = (
-                "dataset='auto' chose 'mnist-sample': full MNIST is neither cached nor downloadable "
-                f"(offline?), so the bundled 10,000-digit sample is used. {str(err).splitlines()[-1]}"
-            )
+            if isinstance(err, CacheError):
+                note = (
+                    "dataset='auto' chose 'mnist-sample', the bundled 10,000-digit sample, because the "
+                    f"full-MNIST cache is unusable: {err}."
+                )
+            else:
+                note = (
+                    "dataset='auto' chose 'mnist-sample': full MNIST is neither cached nor downloadable "
+                    f"(offline?), so the bundled 10,000-digit sample is used. {str(err).splitlines()[-1]}"
+                )
         _warn(note)
         notes.append(note)
     checksum = arrays_checksum(arrays)
@@ -522,9 +594,14 @@ def import_files(directory) -> list[str]:
     nothing is copied. Returns one line per file, saying what was done.
     """
     directory = Path(directory)
+    if not directory.exists():
+        raise DataError(
+            f"{directory} does not exist: give the folder that holds mnist.npz or the IDX "
+            f"files (train-images-idx3-ubyte.gz, …)."
+        )
     if not directory.is_dir():
         raise DataError(
-            f"{directory} is not a folder: give the folder that holds mnist.npz or the IDX "
+            f"{directory} is a file, not a folder: give the folder that holds mnist.npz or the IDX "
             f"files (train-images-idx3-ubyte.gz, …)."
         )
     candidates = sorted(p for p in directory.iterdir() if _looks_like_data(p))
@@ -552,21 +629,20 @@ def import_files(directory) -> list[str]:
             + "\n  - ".join(refused)
             + "\nRemove or replace these files and import again."
         )
+    check_cache()
     lines = []
     for path, dataset, name in accepted:
         dest = cache_dir(dataset) / name
         if dest.exists() and content_sha256(dest) == content_sha256(path):
             lines.append(f"{path.name}: {dataset}, already in the cache ({_short(dest)})")
             continue
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=dest.parent)
-        os.close(fd)
         try:
-            shutil.copyfile(path, tmp_name)
-            os.replace(tmp_name, dest)
-        finally:
-            Path(tmp_name).unlink(missing_ok=True)
-        _record_origin(dest, f"imported from {path.parent.resolve()}")
+            with atomic_path(dest) as tmp:
+                shutil.copyfile(path, tmp)
+            _readable(dest)
+            _record_origin(dest, f"imported from {path.parent.resolve()}")
+        except OSError as err:
+            raise _unwritable_cache(dest.parent, err) from None
         lines.append(f"{path.name}: {dataset}, verified and copied to {_short(dest)}")
     return lines
 

@@ -111,25 +111,96 @@ def environment(**values):
                 os.environ[key] = value
 
 
+def _chapters(only=None) -> list[Path]:
+    """The chapters to run; an ``--only`` prefix that matches none of them is refused, naming those that exist."""
+    paths = notebook_paths()
+    if only:
+        unknown = [prefix for prefix in only if not any(p.name.startswith(prefix) for p in paths)]
+        if unknown:
+            raise config.UnknownNameError(
+                f"no chapter starts with {', '.join(repr(u) for u in unknown)}; the chapters are "
+                f"{', '.join(p.name[:2] for p in paths)} (for example --only {paths[0].name[:2] if paths else '01'})"
+            )
+        paths = notebook_paths(only)
+    return paths
+
+
 def _run_parameters(dataset, profile, seed, jobs, only=None):
     """Resolve ``auto`` once (every chapter gets the same data) and return the shared pieces."""
-    from .data import DATASETS, load_dataset
+    from .data import load_dataset
 
-    config.check_name("dataset", dataset, [d for d in DATASETS if d != "triplet-mnist"])
-    config.get_profile(profile)
-    paths = notebook_paths(only)
+    _check_names(dataset, profile)
+    paths = _chapters(only)
     data = load_dataset(dataset, profile, seed)
     resolved = data.name if dataset == "auto" else dataset
     params = {"dataset": resolved, "profile": profile, "seed": seed, "n_jobs": jobs}
     return paths, data, params
 
 
+def _check_names(dataset, profile) -> None:
+    config.check_name("dataset", dataset, config.COURSE_DATASETS)
+    config.get_profile(profile)
+
+
 def status(
     dataset: str = "auto", profile: str = "quick", seed: int = config.DEFAULT_SEED, jobs: int = 2, force: bool = False
 ) -> list[ChapterState]:
-    """Every chapter, up to date or stale (and why), for a run with these settings."""
-    paths, data, params = _run_parameters(dataset, profile, seed, jobs)
-    return chapter_states(paths, params, data.checksum, config.reports_dir() / "executed", force)
+    """Every chapter, up to date or stale (and why), for a run with these settings, in that run's
+    output folder (:func:`config.run_output_dir`)."""
+    _check_names(dataset, profile)
+    with environment(MNISTLAB_OUTPUT=config.run_output_dir(dataset, profile)):
+        paths, data, params = _run_parameters(dataset, profile, seed, jobs)
+        return chapter_states(paths, params, data.checksum, config.output_dir() / "reports" / "executed", force)
+
+
+LOCK_NAME = ".run.lock"
+
+
+def _unwritable(folder: Path, err: OSError) -> config.OutputError:
+    return config.OutputError(
+        f"cannot write to {config.shown_path(folder)}/ ({err.strerror or err}): make it a writable folder, "
+        f"or write this run elsewhere with MNISTLAB_OUTPUT=DIR"
+    )
+
+
+def _open_lock(path: Path):
+    return os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o666), "r+")
+
+
+@contextmanager
+def run_lock():
+    """Hold ``reports/.run.lock`` of the current output folder (``fcntl.flock``) for a run or a
+    report; while another process holds it, fail at once with :class:`config.OutputError`."""
+    out = config.output_dir()
+    try:
+        reports = out / "reports"
+        reports.mkdir(parents=True, exist_ok=True)
+        handle = _open_lock(reports / LOCK_NAME)
+    except OSError as err:
+        raise _unwritable(out / "reports", err) from None
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): run unlocked
+        fcntl = None
+    with handle:
+        if fcntl is not None:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = handle.read().strip() or "pid unknown"
+                raise config.OutputError(
+                    f"another run ({holder}) is using {config.shown_path(out)}/ right now: wait for it to "
+                    f"finish, or give this one its own folder with MNISTLAB_OUTPUT=DIR"
+                ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
 
 
 # --------------------------------------------------------------------------- running
@@ -151,13 +222,33 @@ def run_notebooks(
     force: bool = False,
 ) -> dict:
     """Execute the stale chapters in order with papermill (all of them with ``force``), reuse
-    the others, and write ``reports/run.json``.
+    the others, and write ``reports/run.json``, in the run's output folder
+    (:func:`config.run_output_dir`: the repository for the committed study, else
+    ``runs/<dataset>-<profile>/``), which it names at the start and at the end. The run holds that
+    folder's lock (:func:`run_lock`): a second run there fails at once.
 
     Raises :class:`NotebookFailed` naming the notebook and cell when one fails; chapters that
     succeeded before it keep their new results.
     """
     import papermill as pm
 
+    _check_names(dataset, profile)
+    _chapters(only)  # an unknown --only prefix is refused before anything is written
+    where = config.output_note(dataset, profile)
+    with environment(MNISTLAB_OUTPUT=config.run_output_dir(dataset, profile)):
+        print(f"== output folder: {where}", flush=True)
+        with run_lock():
+            info = _run(pm, dataset, profile, seed, jobs, only, progress, force)
+        ran = sum(not c["reused"] for c in info["chapters"].values())
+        print(
+            f"== done: {ran} chapter(s) executed, {len(info['chapters']) - ran} reused; results in "
+            f"{config.shown_path(config.reports_dir())}/ and {config.shown_path(config.figures_dir())}/",
+            flush=True,
+        )
+    return info
+
+
+def _run(pm, dataset, profile, seed, jobs, only, progress, force) -> dict:
     paths, data, params = _run_parameters(dataset, profile, seed, jobs, only)
     commit = git_commit()  # before the run rewrites anything
     reports = config.reports_dir()
@@ -212,6 +303,20 @@ def run_notebooks(
     return info
 
 
+def kernel_config():
+    """nbclient configuration for the chapters' kernels: the kernel manager provisions CurveZMQ
+    keys when the kernel declares support (ipykernel 7 does), so its sockets are encrypted and it
+    does not warn "Kernel is running over TCP without encryption" in every chapter. Older
+    jupyter_client or a libzmq without CURVE: nothing changes (older ipykernels do not warn)."""
+    import zmq
+    from jupyter_client.manager import KernelManager
+    from traitlets.config import Config
+
+    if "transport_encryption" in KernelManager.class_trait_names() and zmq.has("curve"):
+        return Config({"KernelManager": {"transport_encryption": "auto"}})
+    return Config()
+
+
 def _execute(pm, path: Path, staging: Path, params: dict, data_checksum: str, commit: str, progress: bool) -> dict:
     target = staging / path.name
     metrics = staging / "metrics"
@@ -227,6 +332,7 @@ def _execute(pm, path: Path, staging: Path, params: dict, data_checksum: str, co
             kernel_name="python3",
             progress_bar=progress,
             cwd=str(config.output_dir()),
+            config=kernel_config(),
         )
     except pm.PapermillExecutionError as err:
         raise NotebookFailed(

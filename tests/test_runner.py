@@ -1,9 +1,12 @@
 """The execution cache: a chapter reruns only when its notebook, parameters, package source or
 data changed; the results chapter whenever another one ran; metrics only replaced on success."""
 
+import ast
 import json
+import shutil
 
 import nbformat
+import numpy as np
 import pytest
 from conftest import REPO
 from test_report import write_chapter
@@ -108,3 +111,187 @@ def test_a_chapter_depends_on_the_modules_it_imports_only():
     assert {"data", "config", "search", "plots"} <= set(classical)  # search imports data: transitive
     assert "networks" not in classical and "networks" in networks
     assert "report" not in networks and "runner" not in networks
+
+
+# --------------------------------------------------------------------------- the key: code, not comments
+
+
+@pytest.fixture
+def package_copy(tmp_path, monkeypatch):
+    """A copy of the package that the cache key reads (real files, edited by the tests), and a
+    cache record for every real chapter, as if each had just been executed against that copy."""
+    package = tmp_path / "pkg"
+    shutil.copytree(REPO / "src" / "mnistlab", package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cache, "_package_dir", lambda: package)
+    executed = tmp_path / "executed"
+    executed.mkdir()
+    paths = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    for path in paths:
+        record_executed(path, executed / path.name)
+    return package, executed, paths
+
+
+KEY_PARAMS = {"dataset": "mnist", "profile": "full", "seed": 42, "n_jobs": 2}
+
+
+def record_executed(notebook, target, params=KEY_PARAMS):
+    """What the runner leaves in reports/executed/ (without running the chapter)."""
+    nb = nbformat.read(str(notebook), 4)
+    record = {"inputs": cache.chapter_inputs(notebook, params, "data"), "seconds": 1.0, "executed": "now"}
+    nb.metadata["mnistlab"] = {"cache": {**record, "git_commit": "abc"}}
+    nbformat.write(nb, str(target))
+
+
+def stale_chapters(paths, executed) -> dict:
+    return {s.name: s.reasons for s in cache.chapter_states(paths, KEY_PARAMS, "data", executed) if s.stale}
+
+
+def edit(path, old, new):
+    source = path.read_text()
+    assert old in source, f"{old!r} not in {path.name}"
+    path.write_text(source.replace(old, new, 1))
+
+
+def test_comments_docstrings_and_layout_leave_every_chapter_up_to_date(package_copy):
+    package, executed, paths = package_copy
+    assert stale_chapters(paths, executed) == {}
+    for module in ("config", "data", "networks", "search", "compile_cache"):  # every chapter uses config and data
+        path = package / f"{module}.py"
+        tree = ast.parse(path.read_text())
+        function = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and ast.get_docstring(n))
+        lines = path.read_text().splitlines(keepends=True)
+        doc = function.body[0]
+        assert lines[doc.lineno - 1].lstrip().startswith('"""'), (module, function.name)
+        lines[doc.lineno - 1] = lines[doc.lineno - 1].replace('"""', '"""Edited docstring. ', 1)
+        lines.insert(function.lineno - 1, "# a new comment before a function\n\n")
+        edited = "".join(lines).replace('"""', '"""A new module docstring line.\n\n', 1)
+        path.write_text(edited + "\n\n# a trailing comment\n")
+        assert ast.get_docstring(ast.parse(edited)) != ast.get_docstring(tree)  # the edits really happened
+    assert stale_chapters(paths, executed) == {}
+
+
+def users_of(module, paths):
+    return {p.name for p in paths if module in cache.modules_used(p)}
+
+
+def test_a_code_edit_makes_exactly_the_chapters_that_import_it_stale(package_copy):
+    package, executed, paths = package_copy
+    results = {p.name for p in paths if runner.is_results_chapter(p)}
+    edit(package / "search.py", "\ndef ", "\nEDITED = 1\n\n\ndef ")
+    stale = stale_chapters(paths, executed)
+    expected = users_of("search", paths)
+    assert "04_multiclass_baselines.ipynb" in expected and "05_neural_networks.ipynb" not in expected
+    assert {name for name, reasons in stale.items() if reasons == ["package changed"]} == expected
+    assert set(stale) == expected | results  # every other chapter stays up to date
+
+
+def test_a_code_edit_reaches_chapters_through_the_modules_they_import(package_copy):
+    """A module no notebook imports itself, imported by one they import (search)."""
+    package, executed, paths = package_copy
+    (package / "probe.py").write_text("LIMIT = 1\n")
+    edit(package / "search.py", "from . import config\n", "from . import config, probe\n")
+    for path in paths:  # executed against the package with the new import
+        record_executed(path, executed / path.name)
+    assert stale_chapters(paths, executed) == {}
+    expected = users_of("probe", paths)
+    assert expected == users_of("search", paths) and not any("probe" in p.read_text() for p in paths)
+    (package / "probe.py").write_text("LIMIT = 2\n")
+    stale = stale_chapters(paths, executed)
+    assert set(stale) == expected | {p.name for p in paths if runner.is_results_chapter(p)}
+    assert "04_multiclass_baselines.ipynb" in stale and "05_neural_networks.ipynb" not in stale
+
+
+def test_the_key_is_the_same_on_every_python_version():
+    """Python 3.12 adds an empty string to some f-string format specs and a ``type_params`` field,
+    3.13's ast.dump hides empty fields: the canonical form sees none of it (checked on 3.10-3.13)."""
+    source = 'def f(x: int = None, *, w=3):\n    """Doc."""\n    return f"{x:<{w}}"  # note\n'
+    assert cache.code_form(source).decode() == (
+        "Module(body=[FunctionDef(name='f', args=arguments(args=[arg(arg='x', annotation=Name(id='int', "
+        "ctx=Load()))], kwonlyargs=[arg(arg='w')], kw_defaults=[Constant(value=3)], defaults=[Constant()]), "
+        "body=[Return(value=JoinedStr(values=[FormattedValue(value=Name(id='x', ctx=Load()), conversion=-1, "
+        "format_spec=JoinedStr(values=[Constant(value='<'), FormattedValue(value=Name(id='w', ctx=Load()), "
+        "conversion=-1)]))]))])])"
+    )
+    assert cache.code_form(source.replace("<", ">")) != cache.code_form(source)
+
+
+def test_notebook_key_is_its_cells_not_metadata_ids_or_outputs(tmp_path):
+    notebook, executed = tmp_path / "01_a.ipynb", tmp_path / "executed"
+    executed.mkdir()
+    write_chapter(notebook, "x = 1  # a comment", params=PARAMS)
+    record_executed(notebook, executed / notebook.name)
+    nb = nbformat.read(str(notebook), 4)
+    nb.metadata["colab"] = {"provenance": []}
+    nb.cells[-1].id, nb.cells[-1].execution_count = "renamed", 7
+    nb.cells[-1].outputs = [nbformat.v4.new_output("stream", text="1\n")]
+    nbformat.write(nb, str(notebook))
+    assert stale_chapters([notebook], executed) == {}
+    for change in ("markdown", "comment", "tags"):
+        nb = nbformat.read(str(notebook), 4)
+        if change == "markdown":  # the text is report content
+            nb.cells[0].source += "\n\nA new sentence."
+        elif change == "comment":  # shown in the HTML report
+            nb.cells[-1].source = "x = 1  # another comment"
+        else:  # papermill injects the parameters after the cell tagged `parameters`
+            nb.cells[1].metadata["tags"] = []
+        nbformat.write(nb, str(notebook))
+        assert stale_chapters([notebook], executed) == {"01_a.ipynb": ["notebook changed"]}, change
+        record_executed(notebook, executed / notebook.name)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"cells": [',
+        '{"cells": 3}',
+        "[]",
+        '{"nbformat": 4, "nbformat_minor": 5, "metadata": {"mnistlab": {"cache": 1}}, "cells": []}',
+    ],
+    ids=["truncated", "not-a-notebook", "a-list", "record-not-a-dict"],
+)
+def test_unreadable_cache_record_makes_the_chapter_stale(chapters, content):
+    run()
+    (config.reports_dir() / "executed" / "02_b.ipynb").write_text(content)
+    assert states() == {
+        "01_a.ipynb": [],
+        "02_b.ipynb": ["unreadable cache record"],
+        "03_results.ipynb": ["another chapter reruns"],
+    }
+    assert runner.cache_record(config.reports_dir() / "executed" / "02_b.ipynb") is None  # bench skips it
+
+
+def test_an_unreadable_cache_record_is_replaced_by_a_new_run(chapters):
+    run()
+    (config.reports_dir() / "executed" / "02_b.ipynb").write_text('{"cells": [')
+    assert run()[0] == {"01_a.ipynb": True, "02_b.ipynb": False, "03_results.ipynb": False}
+    assert all(s.reasons == [] for s in runner.status("mnist-sample", "smoke", seed=0))
+
+
+FIT = (
+    "from sklearn.ensemble import RandomForestClassifier\n"
+    "from mnistlab import evaluation\nfrom mnistlab.data import load_dataset\n"
+    "ds = load_dataset(dataset, profile, seed)\n"
+    "x_train, x_test = ds.x_train.reshape(len(ds.x_train), -1), ds.x_test.reshape(len(ds.x_test), -1)\n"
+    "model = RandomForestClassifier(n_estimators=5, max_features=0.02, random_state=seed)\n"
+    "record, pred = evaluation.fit_and_score('forest', model, x_train, ds.y_train, x_test, ds.y_test)\n"
+    "evaluation.write_metrics('01_forest', ds, [record], predictions={'forest': pred})"
+)
+TIMINGS = ("fit_seconds", "predict_seconds")
+
+
+def test_a_chapter_run_twice_gives_the_same_metrics(tmp_path, monkeypatch):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    write_chapter(notebooks / "01_forest.ipynb", FIT, params=PARAMS)
+    monkeypatch.setattr(config, "notebooks_dir", lambda: notebooks)
+    outcomes = []
+    for _ in range(2):
+        runner.run_notebooks("mnist-sample", "smoke", seed=0, progress=False, force=True)
+        metrics = json.loads((config.metrics_dir() / "01_forest.json").read_text())
+        for record in metrics["results"]:
+            assert all(record.pop(key) > 0 for key in TIMINGS)  # the only values allowed to differ
+        predictions = np.load(config.metrics_dir() / "01_forest.predictions.npz")
+        outcomes.append((metrics, predictions["model_0"]))
+    (first, first_pred), (second, second_pred) = outcomes
+    assert first == second and 0.3 < first["results"][0]["accuracy"] < 1
+    np.testing.assert_array_equal(first_pred, second_pred)

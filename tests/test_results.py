@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from mnistlab import config, results
+from mnistlab import config, plots, results
 from mnistlab.data import load_dataset
 from mnistlab.evaluation import result_record, write_metrics
 
@@ -245,3 +245,71 @@ def test_bench_goals_judge_by_seconds_and_by_ratio_to_the_keras_example():
     assert "an ensemble: 99.7% in 1800 s: met, 1700 s (three; 3600 s allowed" in line
     rows[2].pop("member_seconds_to")
     assert bench.goals(rows)[2]["recipe"] is None  # the ensemble's 99.6% is not a single network's
+
+
+def test_significance_table_headers_are_short(two_chapters):
+    y_true, predictions = results.all_predictions(results.load_metrics())
+    long_name = "bn_cnn, one-cycle + augmentation, ensemble of 5 (averaged probabilities, test-time shifts)"
+    predictions[long_name] = predictions.pop("good")
+    table = results.significance_table(y_true, predictions, [long_name, "poor"])
+    assert all(len(str(c)) <= 21 for c in table.columns)
+    assert "landscape" not in plots.Table(table, index=False)._repr_latex_()
+
+
+def _board(devices=("GPU", "CPU", "CPU")):
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "model": ["a network with a long name, ensemble of 5 (averaged probabilities)", "b", "c"],
+            "chapter": ["06", "05", "04"],
+            "accuracy": [0.997, 0.9965, 0.93],
+            "CI low": [0.996, 0.9955, 0.92],
+            "CI high": [0.998, 0.9975, 0.94],
+            "fit s": [100.0, 101.0, 0.0],
+            "fit on": list(devices),
+        }
+    )
+
+
+def test_accuracy_vs_time_numbers_points_without_overlap_and_tells_devices_apart():
+    fig = plots.accuracy_vs_time(_board())
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    labels = [t for t in ax.texts if t.get_text() in {"1", "2", "3"}]
+    assert sorted(t.get_text() for t in labels) == ["1", "2", "3"]
+    boxes = [t.get_window_extent() for t in labels]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "trained on a CPU" in legend and "trained on a GPU" in legend
+    assert all(t.get_fontsize() >= plots.PRINT_FONT_PT for t in labels)
+    key = " ".join(t.get_text() for t in fig.axes[1].texts)
+    assert "1  a network with a long name" in key
+    width, height = fig.get_size_inches()
+    assert width <= plots.PRINT_WIDTH_IN + 1e-6 and height <= plots.PRINT_HEIGHT_IN + 0.2
+
+
+def test_heatmap_prints_its_numbers_at_8_pt_or_more():
+    import pandas as pd
+
+    names = [f"model {i} with a rather long descriptive name (averaged probabilities)" for i in range(20)]
+    frame = pd.DataFrame(np.full((20, 10), 0.99), index=names, columns=list("0123456789"))
+    fig = plots.heatmap(frame)
+    width, height = fig.get_size_inches()
+    scale = min(1.0, plots.PRINT_WIDTH_IN / width, plots.PRINT_HEIGHT_IN / height)
+    annotations = [t for t in fig.axes[0].texts if t.get_text() == "0.99"]
+    assert len(annotations) == 200
+    assert min(t.get_fontsize() for t in annotations) * scale >= 8
+
+
+def test_table_latex_needs_no_nbconvert_and_shows_seconds_with_one_decimal():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pandas as pd; from mnistlab import plots; "
+        "t = plots.Table(pd.DataFrame({'fit s': [12.34567], 'predict s / 1,000': [0.4321], 'acc': [0.98765]}));"
+        "latex = t._repr_latex_(); assert 'nbconvert' not in sys.modules; print(latex)"
+    )
+    latex = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "12.3 " in latex and "0.4 " in latex and "0.9877" in latex and "12.3457" not in latex

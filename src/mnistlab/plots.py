@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+import re
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -69,8 +71,10 @@ def save_fig(fig, name: str, caption: str | None = None, tight: bool = True) -> 
     With a ``caption`` (and inside a notebook) the figure is shown with it, and becomes a
     numbered, captioned figure in the PDF report.
     """
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
     path = config.figures_dir() / f"{name}.png"
-    if tight:
+    if tight and not isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):  # laid out already
         fig.tight_layout()
     fig.savefig(path, dpi=150, bbox_inches="tight")
     if caption:
@@ -193,6 +197,26 @@ def embedding_scatter(points, y, class_names, title: str | None = None):
 TEXT_WIDTH_PT, LANDSCAPE_WIDTH_PT = 460, 640  # nbconvert's report layout: 1-inch margins on letter paper
 _CHAR_PT = {"small": 4.6, "footnotesize": 4.2}  # average width of a character at 9 and 8 pt
 _COLUMN_PAD_PT = 12
+_HEADER_MIN_CHARS = 8  # a header longer than its column's values is broken into lines of at least this
+
+_LATEX_SPECIAL = {
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\^{}",
+    "\\": r"\textbackslash{}",
+}
+
+
+def escape_latex(text) -> str:
+    """``text`` with LaTeX's special characters escaped (as nbconvert's filter does, without
+    needing nbconvert: the notebooks also run where only the package is installed, as in Colab)."""
+    return "".join(_LATEX_SPECIAL.get(c, c) for c in str(text))
 
 
 def _looks_numeric(text: str) -> bool:
@@ -203,6 +227,19 @@ def _width(chars, size) -> float:
     return sum(c * _CHAR_PT[size] + _COLUMN_PAD_PT for c in chars)
 
 
+def header_lines(header: str, width: int) -> list[str]:
+    """``header`` broken at spaces into lines of about ``width`` characters (a long header over
+    short numbers would otherwise set the column's width)."""
+    width = max(width, _HEADER_MIN_CHARS)
+    lines: list[str] = []
+    for word in str(header).split(" "):
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
 def table_layout(chars: list[int], numeric: list[bool]) -> dict:
     """Font size, orientation and column format for a table whose columns are ``chars`` wide:
     9 pt if it fits the text width, else 8 pt; then long text columns wrap (``p{}``), then landscape."""
@@ -210,19 +247,29 @@ def table_layout(chars: list[int], numeric: list[bool]) -> dict:
     spec = ["r" if n else "l" for n in numeric]
     for size in ("small", "footnotesize"):
         if _width(chars, size) <= TEXT_WIDTH_PT:
-            return {"size": size, "landscape": False, "format": "".join(spec)}
-    landscape = False
+            return {"size": size, "landscape": False, "format": "".join(spec), "wrapped": []}
+    landscape, wrapped = False, []
     while _width(chars, "footnotesize") > (LANDSCAPE_WIDTH_PT if landscape else TEXT_WIDTH_PT):
         texts = [i for i, n in enumerate(numeric) if not n and chars[i] > 24]
         if texts:  # wrap the widest text column at 24 characters
             i = max(texts, key=lambda k: chars[k])
             chars[i] = 24
             spec[i] = f">{{\\raggedright\\arraybackslash}}p{{{24 * _CHAR_PT['footnotesize']:.0f}pt}}"
+            wrapped.append(i)
         elif not landscape:
             landscape = True
         else:
             break  # as good as it gets: 8 pt, landscape, wrapped
-    return {"size": "footnotesize", "landscape": landscape, "format": "".join(spec)}
+    return {"size": "footnotesize", "landscape": landscape, "format": "".join(spec), "wrapped": wrapped}
+
+
+#: Columns that hold seconds ("fit s", "predict s / 1,000", "s / epoch", "fit seconds"): one decimal.
+_SECONDS_COLUMN = re.compile(r"(^|\s)(s|seconds)(\s|/|$)")
+_DECIMALS = re.compile(r"\.(\d+)[f%eg]")
+
+
+def _format_floats(column: pd.Series, fmt: str) -> pd.Series:
+    return column.map(lambda v: fmt.format(v) if isinstance(v, (float, np.floating)) else v)
 
 
 class Table:
@@ -236,14 +283,26 @@ class Table:
         index: bool = True,
         pdf_columns: list | None = None,
     ):
-        """``pdf_columns``: the columns a reader of the PDF needs (default: all); the HTML keeps all."""
+        """``pdf_columns``: the columns a reader of the PDF needs (default: all); the HTML keeps all.
+        Columns of seconds are shown with one decimal whatever ``float_format`` says."""
         self.frame, self.caption, self.float_format, self.index = frame, caption, float_format, index
         self.pdf_columns = pdf_columns
 
+    def _column_format(self, column) -> str:
+        decimals = _DECIMALS.search(self.float_format)
+        if _SECONDS_COLUMN.search(str(column)) and (decimals is None or int(decimals.group(1)) > 1):
+            return "{:,.1f}"
+        return self.float_format
+
     def _formatted(self) -> pd.DataFrame:
-        return self.frame.apply(
-            lambda col: col.map(lambda v: self.float_format.format(v) if isinstance(v, (float, np.floating)) else v)
-        )
+        if self.frame.shape[1] == 0:
+            return self.frame.copy()
+        columns = [
+            _format_floats(self.frame.iloc[:, i], self._column_format(c)) for i, c in enumerate(self.frame.columns)
+        ]
+        formatted = pd.concat(columns, axis=1)
+        formatted.columns = self.frame.columns
+        return formatted
 
     def _repr_html_(self) -> str:
         body = self._formatted().to_html(index=self.index, escape=True, border=0)
@@ -251,24 +310,45 @@ class Table:
         return caption + body
 
     def _repr_latex_(self) -> str:
-        """Booktabs LaTeX at 9 or 8 pt, never shrunk below: a table too wide for the page gets its
-        long text columns wrapped and, if still too wide, a landscape page of its own."""
-        from nbconvert.filters import escape_latex
-
+        """Booktabs LaTeX at 9 or 8 pt, never shrunk below: long headers over short numbers are
+        broken into lines; a table still too wide for the page gets its long text columns wrapped
+        and, if still too wide, a landscape page of its own."""
         frame = self._formatted().astype(str)
         if self.pdf_columns:
             frame = frame[self.pdf_columns]
-        caption = escape_latex(self.caption) if self.caption else None
-        columns = ([frame.index.astype(str)] if self.index else []) + [frame[c] for c in frame.columns]
-        headers = ([str(frame.index.name or "")] if self.index else []) + [str(c) for c in frame.columns]
-        chars = [max([len(h)] + [len(v) for v in col]) for h, col in zip(headers, columns)]
-        numeric = [self.index is False or i > 0 for i in range(len(chars))]
+        columns = ([list(frame.index.astype(str))] if self.index else []) + [list(frame[c]) for c in frame.columns]
+        headers = ([str(frame.index.name or "")] if self.index else []) + [
+            " ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in frame.columns
+        ]
+        values = [max([len(v) for v in col], default=0) for col in columns]
+        numeric = [self.index is False or i > 0 for i in range(len(columns))]
         numeric = [n and all(_looks_numeric(v) for v in col) for n, col in zip(numeric, columns)]
+        broken = [header_lines(h, w) for h, w in zip(headers, values)]
+        chars = [max([w] + [len(line) for line in lines]) for w, lines in zip(values, broken)]
         layout = table_layout(chars, numeric)
-        latex = frame.to_latex(
-            index=self.index, escape=True, caption=caption, position="H", column_format=layout["format"]
-        )
-        latex = latex.replace("\\begin{tabular}", f"\\centering\\{layout['size']}\n\\begin{{tabular}}")
+
+        def head(i):
+            if i in layout["wrapped"] or len(broken[i]) == 1:  # a p{} column wraps its header itself
+                return escape_latex(headers[i])
+            align = "r" if numeric[i] else "l"
+            lines = "\\\\".join(escape_latex(line) for line in broken[i])
+            return f"\\begin{{tabular}}[b]{{@{{}}{align}@{{}}}}{lines}\\end{{tabular}}"
+
+        rows = [" & ".join(escape_latex(col[r]) for col in columns) + " \\\\" for r in range(len(frame))]
+        parts = [
+            "\\begin{table}[H]",
+            f"\\caption{{{escape_latex(self.caption)}}}" if self.caption else "",
+            f"\\centering\\{layout['size']}",
+            f"\\begin{{tabular}}{{{layout['format']}}}",
+            "\\toprule",
+            " & ".join(head(i) for i in range(len(headers))) + " \\\\",
+            "\\midrule",
+            *rows,
+            "\\bottomrule",
+            "\\end{tabular}",
+            "\\end{table}",
+        ]
+        latex = "\n".join(p for p in parts if p) + "\n"
         if layout["landscape"]:
             latex = "\\begin{landscape}\n" + latex + "\\end{landscape}\n"
         return latex
@@ -442,40 +522,207 @@ def misclassified_gallery(x, y_true, proba, class_names, n: int = 24, n_cols: in
     return fig
 
 
+#: The largest figure the PDF prints at its own size, in inches (measured in the report: 5.86 in
+#: wide; the template allows 0.55 of the page height), less the margin the notebook adds around
+#: a figure: figures drawn at this size print their text at the font sizes they set.
+PRINT_WIDTH_IN, PRINT_HEIGHT_IN = 5.75, 5.8
+PRINT_FONT_PT = 8  # the smallest text of a figure drawn at its printed size
+_CHAR_EM = 0.56  # average width of a character of matplotlib's sans-serif font, in ems
+
+
+def place_labels(ax, xs, ys, texts, fontsize: float = PRINT_FONT_PT, marker_pt: float = 4.0) -> list:
+    """Write ``texts`` beside the points ``(xs, ys)`` of ``ax`` so that no two labels overlap and
+    no label covers a point: each takes the nearest free place around its point (a thin leader
+    line joins the ones pushed further out). Call it once the axes' limits and scales are final.
+    Returns the annotations."""
+    fig = ax.figure
+    fig.canvas.draw()
+    to_pt = 72 / fig.dpi
+    points = ax.transData.transform(np.c_[xs, ys]) * to_pt
+    box = ax.get_window_extent()
+    x_min, y_min, x_max, y_max = (v * to_pt for v in (box.x0, box.y0, box.x1, box.y1))
+    angles = np.deg2rad([45, 0, 90, 315, 135, 270, 180, 225, 20, 70, 110, 160, 200, 250, 290, 340])
+    placed, annotations = [], []
+
+    def free(b):
+        if b[0] < x_min or b[1] < y_min or b[2] > x_max or b[3] > y_max:
+            return False
+        if any(b[0] < o[2] and o[0] < b[2] and b[1] < o[3] and o[1] < b[3] for o in placed):
+            return False
+        return not any(
+            b[0] - marker_pt < px < b[2] + marker_pt and b[1] - marker_pt < py < b[3] + marker_pt for px, py in points
+        )
+
+    for (px, py), (x, y), text in zip(points, zip(xs, ys), texts):
+        w, h = len(str(text)) * _CHAR_EM * fontsize + 2, fontsize + 1
+        spot = None
+        for radius in (w / 2 + marker_pt + 1, 12, 17, 23, 30, 38, 48, 60):
+            for a in angles:
+                cx, cy = px + radius * np.cos(a), py + radius * np.sin(a)
+                candidate = (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+                if free(candidate):
+                    spot = (cx, cy, radius, candidate)
+                    break
+            if spot:
+                break
+        if spot is None:  # no free place: upper right, as close as possible
+            cx, cy = px + w / 2 + marker_pt, py + h / 2 + marker_pt
+            spot = (cx, cy, 0, (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2))
+        cx, cy, radius, taken = spot
+        placed.append(taken)
+        leader = {"arrowstyle": "-", "lw": 0.5, "color": "0.45", "shrinkA": 1, "shrinkB": 2.5}
+        annotations.append(
+            ax.annotate(
+                str(text),
+                (x, y),
+                xytext=(cx - px, cy - py),
+                textcoords="offset points",
+                ha="center",
+                va="center",
+                fontsize=fontsize,
+                arrowprops=leader if radius > w / 2 + marker_pt + 2 else None,
+            )
+        )
+    return annotations
+
+
+def _wrapped(text: str, width: int, indent: str = "") -> list[str]:
+    return textwrap.wrap(str(text), width, subsequent_indent=indent, break_on_hyphens=False) or [""]
+
+
+_ACCURACY_TICKS = (0.5, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.997, 0.998, 0.999, 0.9995)
+
+
 def accuracy_vs_time(board):
-    """Test accuracy against training time (log scale), one labelled point per model."""
-    fig, ax = plt.subplots(figsize=(8, 5))
+    """Test accuracy against training time, one numbered point per model of the leaderboard
+    ``board`` (1 = its first row, the most accurate), its colour the chapter, its shape where it
+    trained (CPU or GPU seconds are not the same seconds); a key below names the numbers.
+
+    Drawn at its printed size. The accuracy axis is stretched towards 100% (logit scale), where
+    the best models crowd."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    board = board.reset_index(drop=True)
+    numbers = [str(i + 1) for i in range(len(board))]
+    key_chars = 40
+    entries = [_wrapped(f"{n}  {m}", key_chars, indent="     ") for n, m in zip(numbers, board["model"])]
+    half = np.searchsorted(np.cumsum([len(e) for e in entries]), sum(len(e) for e in entries) / 2) + 1
+    columns = [sum(entries[:half], []), sum(entries[half:], [])]
+    line_in = PRINT_FONT_PT * 1.3 / 72
+    key_height = max(len(c) for c in columns) * line_in + 0.25
+    plot_height = min(3.6, PRINT_HEIGHT_IN - key_height - 0.7)
+    fig = plt.figure(figsize=(PRINT_WIDTH_IN, plot_height + 0.7 + key_height), layout="constrained")
+    grid = fig.add_gridspec(2, 1, height_ratios=[plot_height + 0.7, key_height])
+    ax, key = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
+
     chapters = sorted(board["chapter"].unique())
     palette = dict(zip(chapters, sns.color_palette("tab10", len(chapters))))
-    for _, row in board.iterrows():
+    shapes = {"CPU": "o", "GPU": "^"}
+    devices = board["fit on"] if "fit on" in board else pd.Series("CPU", index=board.index)
+    seconds = np.maximum(board["fit s"].astype(float), 1e-2)
+    for i, row in board.iterrows():
         ax.errorbar(
-            max(row["fit s"], 1e-3),
+            seconds[i],
             row["accuracy"],
             yerr=[[row["accuracy"] - row["CI low"]], [row["CI high"] - row["accuracy"]]],
-            fmt="o",
+            fmt=shapes.get(devices[i], "o"),
             color=palette[row["chapter"]],
             ms=5,
-            capsize=2,
+            mec="black",
+            mew=0.4,
+            elinewidth=0.8,
+            capsize=1.5,
+            alpha=0.9,
         )
-        ax.annotate(
-            row["model"],
-            (max(row["fit s"], 1e-3), row["accuracy"]),
-            fontsize=6,
-            textcoords="offset points",
-            xytext=(4, 2),
-        )
-    for chapter, color in palette.items():
-        ax.plot([], [], "o", color=color, label=f"chapter {chapter}")
     ax.set_xscale("log")
-    ax.set_xlabel("training time (seconds, log scale)")
-    ax.set_ylabel("test accuracy (95% CI)")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set_yscale("logit")
+    low, high = float(board["CI low"].min()), float(min(board["CI high"].max(), 0.9999))
+    logit = np.log(np.array([low, high]) / (1 - np.array([low, high])))
+    pad = 0.06 * (logit[1] - logit[0])
+    ax.set_ylim(*(1 / (1 + np.exp(-(logit + [-pad, pad])))))
+    ticks = [t for t in _ACCURACY_TICKS if ax.get_ylim()[0] <= t <= ax.get_ylim()[1]]
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.yaxis.set_major_formatter(lambda v, _: f"{100 * v:.2f}".rstrip("0").rstrip(".") + "%")
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    x_low, x_high = seconds.min() / 2, seconds.max() * 2.5
+    ax.set_xlim(x_low, x_high)
+    ax.set_xlabel("training time, seconds (log scale)", fontsize=PRINT_FONT_PT + 1)
+    ax.set_ylabel("test accuracy, 95% CI (stretched near 100%)", fontsize=PRINT_FONT_PT + 1)
+    ax.tick_params(labelsize=PRINT_FONT_PT)
+    handles = [
+        plt.Line2D([], [], ls="", marker="s", ms=6, color=palette[c], label=f"chapter {str(c).lstrip('0')}")
+        for c in chapters
+    ]
+    handles += [
+        plt.Line2D([], [], ls="", marker=shape, ms=6, mfc="white", mec="black", label=f"trained on a {device}")
+        for device, shape in shapes.items()
+        if device in set(devices)
+    ]
+    ax.legend(handles=handles, fontsize=PRINT_FONT_PT, loc="lower right", framealpha=0.9)
+    key.axis("off")
+    place_labels(ax, seconds, board["accuracy"], numbers)
+
+    key.axis("off")
+    key.text(
+        0,
+        1,
+        "Models by number (the leaderboard's order, most accurate first):",
+        fontsize=PRINT_FONT_PT,
+        weight="bold",
+        va="top",
+        transform=key.transAxes,
+    )
+    for column, lines in enumerate(columns):
+        key.annotate(
+            "\n".join(lines),
+            (0.51 * column, 1),
+            xycoords="axes fraction",
+            xytext=(0, -1.5 * PRINT_FONT_PT),
+            textcoords="offset points",
+            fontsize=PRINT_FONT_PT,
+            va="top",
+            linespacing=1.15,
+        )
     return fig
 
 
-def heatmap(frame, fmt: str = ".2f", cmap: str = "viridis", **kwargs):
-    """A labelled heat map of a DataFrame (rows and columns as they are)."""
-    fig, ax = plt.subplots(figsize=(min(14, 1 + 0.8 * frame.shape[1]), 0.45 * frame.shape[0] + 1.2))
-    sns.heatmap(frame, annot=True, fmt=fmt, cmap=cmap, cbar=False, ax=ax, annot_kws={"fontsize": 7}, **kwargs)
-    ax.tick_params(labelsize=8)
+def heatmap(frame, fmt: str = ".2f", cmap: str = "viridis", label_chars: int = 30, **kwargs):
+    """A labelled, annotated heat map of a DataFrame (rows and columns as they are), drawn at its
+    printed size so that its numbers print at 8.5 pt and its labels at 8 pt: row labels longer
+    than ``label_chars`` are wrapped, and a row is as tall as its label needs. ``kwargs`` go to
+    :meth:`~matplotlib.axes.Axes.pcolormesh` (``vmin``, ``vmax``...)."""
+    values = frame.to_numpy(dtype=float)
+    n_rows, n_cols = values.shape
+
+    def layout(chars):
+        labels = ["\n".join(_wrapped(r, chars)) for r in frame.index]
+        lines = np.array([label.count("\n") + 1 for label in labels])
+        heights = np.maximum(0.22, (PRINT_FONT_PT * (1 + 0.95 * (lines - 1)) + 3) / 72)
+        width = max(len(line) for label in labels for line in label.split("\n")) * _CHAR_EM * PRINT_FONT_PT / 72
+        cell = min(0.7, (PRINT_WIDTH_IN - width - 0.2) / n_cols)
+        scale = min(1.0, PRINT_HEIGHT_IN / (heights.sum() + 0.45), cell / 0.34)  # 0.34 in: "0.99" with room
+        return scale, labels, heights, width, cell
+
+    # the widest labels that still print everything at full size: fewer lines, narrower cells
+    options = [layout(chars) for chars in (label_chars, int(label_chars * 1.4), int(label_chars * 1.8))]
+    _, labels, heights, label_width, cell_width = max(options, key=lambda o: o[0])
+    edges = np.concatenate([[0.0], np.cumsum(heights)])
+    fig, ax = plt.subplots(figsize=(label_width + 0.2 + cell_width * n_cols, edges[-1] + 0.45))
+    mesh = ax.pcolormesh(np.arange(n_cols + 1), edges, values, cmap=cmap, **kwargs)
+    ax.set_ylim(edges[-1], 0)  # the first row on top
+    centres = (edges[:-1] + edges[1:]) / 2
+    ax.set_yticks(centres, labels, linespacing=0.95)
+    ax.set_xticks(np.arange(n_cols) + 0.5, [str(c) for c in frame.columns])
+    ax.tick_params(labelsize=PRINT_FONT_PT, length=0)
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    for i in range(n_rows):
+        for j in range(n_cols):
+            if np.isnan(values[i, j]):
+                continue
+            red, green, blue, _ = mesh.cmap(mesh.norm(values[i, j]))
+            ink = "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
+            ax.text(j + 0.5, centres[i], format(values[i, j], fmt), ha="center", va="center", fontsize=8.5, color=ink)
     return fig

@@ -120,14 +120,17 @@ def all_predictions(metrics: dict[str, dict], directory: Path | None = None):
 
 
 def significance_table(y_true, predictions: dict, order: list[str], top: int = 6) -> pd.DataFrame:
-    """McNemar's test between the first model of ``order`` and each of the next ones."""
+    """McNemar's test between the first model of ``order`` (the leader) and each of the next ones.
+
+    The columns have short names (the leader's name can be 90 characters long; the caption
+    names it), so the table fits the page."""
     best, rows = order[0], []
     for other in order[1:top]:
         result = mcnemar(y_true, predictions[best], predictions[other])
         rows.append(
             {
                 "compared with": other,
-                f"only {best} right": result["only first right"],
+                "only the leader right": result["only first right"],
                 "only the other right": result["only second right"],
                 "p-value": result["p-value"],
                 "significant at 5%": "yes" if result["p-value"] < 0.05 else "no",

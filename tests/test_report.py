@@ -1,10 +1,13 @@
 import json
+import os
+import shutil
 import subprocess
+from pathlib import Path
 
 import nbformat
 import pytest
 
-from mnistlab import config, report, runner
+from mnistlab import config, evaluation, report, runner
 
 KERNEL = {
     "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
@@ -90,25 +93,102 @@ def test_report_needs_a_run_first():
 
 
 def test_failing_notebook_names_cell_and_keeps_previous_report(tmp_path, monkeypatch):
+    """`make report` = run the chapters, then build: a failing chapter stops it, and the report
+    built from the last complete run stays as it was."""
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
-    write_chapter(
-        notebooks / "01_broken.ipynb",
-        "print('fine')",
-        "1 / 0",
-        params="dataset = 'auto'\nprofile = 'quick'\nseed = 0\nn_jobs = 1",
-    )
+    params = "dataset = 'auto'\nprofile = 'quick'\nseed = 0\nn_jobs = 1"
+    write_chapter(notebooks / "01_fine.ipynb", "print('fine')", params=params)
+    write_chapter(notebooks / "02_broken.ipynb", "print('fine')", params=params)
     monkeypatch.setattr(config, "notebooks_dir", lambda: notebooks)
-    previous = config.reports_dir() / "report.pdf"
-    previous.write_bytes(b"previous report")
+    runner.run_notebooks("mnist-sample", "smoke", progress=False)
+    previous = report.build_report(pdf=False)
+    html = Path(previous["html"]).read_bytes()
+    pdf = config.reports_dir() / "report.pdf"
+    pdf.write_bytes(b"previous report")
+    write_chapter(notebooks / "01_fine.ipynb", "print('still fine')", params=params)
+    write_chapter(notebooks / "02_broken.ipynb", "print('fine')", "1 / 0", params=params)
     with pytest.raises(runner.NotebookFailed) as err:
         runner.run_notebooks("mnist-sample", "smoke", progress=False)
     message = str(err.value)
-    assert "01_broken.ipynb" in message and "ZeroDivisionError" in message and "cell" in message
-    assert previous.read_bytes() == b"previous report"
-    kept = config.reports_dir() / "executed.partial" / "01_broken.ipynb"
+    assert "02_broken.ipynb" in message and "ZeroDivisionError" in message and "cell 4" in message
+    kept = config.reports_dir() / "executed.partial" / "02_broken.ipynb"
     assert kept.exists() and str(kept) in message
-    assert not (config.reports_dir() / "run.json").exists()
+    assert json.loads((config.reports_dir() / "run.json").read_text())["complete"] is False
+    with pytest.raises(runner.NotebookFailed, match="previous report was left in place"):
+        report.build_report()  # `python -m mnistlab report` after the failure
+    assert pdf.read_bytes() == b"previous report" and Path(previous["html"]).read_bytes() == html
+
+
+@pytest.fixture
+def previous_report(tmp_path, monkeypatch):
+    """A complete run of one tiny chapter, and a report built from an earlier one."""
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    write_chapter(notebooks / "01_tiny.ipynb", "print(dataset)")
+    monkeypatch.setattr(config, "notebooks_dir", lambda: notebooks)
+    runner.run_notebooks("auto", "smoke", seed=3, progress=False)
+    reports = config.reports_dir()
+    config.metrics_dir()  # the report reads it (and would create it)
+    (reports / "report.pdf").write_bytes(b"%PDF previous")
+    (reports / "report.html").write_text("<html>previous</html>")
+    return reports
+
+
+def files(directory):
+    return sorted(p.name for p in directory.iterdir())
+
+
+@pytest.mark.skipif(shutil.which("pandoc") is None, reason="pandoc missing (make setup installs it)")
+def test_failing_xelatex_keeps_the_previous_report(previous_report, tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    xelatex = bin_dir / "xelatex"
+    xelatex.write_text("#!/bin/sh\necho '! LaTeX Error: something broke.'\nexit 1\n")
+    xelatex.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    before = files(previous_report)
+    with pytest.raises(Exception, match="(?i)latex"):
+        report.build_report()
+    assert (previous_report / "report.pdf").read_bytes() == b"%PDF previous"
+    assert (previous_report / "report.html").read_text() == "<html>previous</html>"
+    assert files(previous_report) == before  # no half-written or temporary file left
+
+
+def fail_midway(monkeypatch, method):
+    """Make Path.<method> write half of its data, then fail (a full disk, a killed process)."""
+    original = getattr(Path, method)
+
+    def half_then_fail(self, data, *args, **kwargs):
+        original(self, data[: len(data) // 2], *args, **kwargs)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, method, half_then_fail)
+
+
+def test_report_written_halfway_keeps_the_previous_one(previous_report, monkeypatch):
+    before = files(previous_report)
+    fail_midway(monkeypatch, "write_bytes")
+    with pytest.raises(OSError, match="No space left"):
+        report.build_report(pdf=False)
+    assert (previous_report / "report.html").read_text() == "<html>previous</html>"
+    assert files(previous_report) == before
+
+
+def test_json_written_halfway_keeps_the_previous_file(tmp_path, monkeypatch):
+    target = tmp_path / "metrics" / "01_a.json"
+    evaluation.write_json_atomic(target, {"accuracy": 0.9})
+    fail_midway(monkeypatch, "write_text")
+    with pytest.raises(OSError, match="No space left"):
+        evaluation.write_json_atomic(target, {"accuracy": 0.5, "results": list(range(100))})
+    assert json.loads(target.read_text()) == {"accuracy": 0.9}
+    assert files(target.parent) == ["01_a.json"]
+    monkeypatch.undo()
+    with pytest.raises(KeyboardInterrupt):  # interrupted between writing and renaming
+        with evaluation.atomic_path(target) as tmp:
+            tmp.write_text("{}")
+            raise KeyboardInterrupt
+    assert json.loads(target.read_text()) == {"accuracy": 0.9} and files(target.parent) == ["01_a.json"]
 
 
 def test_run_json_records_the_run(tmp_path, monkeypatch):

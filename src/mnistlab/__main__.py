@@ -61,15 +61,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _where(args) -> str:
-    """Point ``MNISTLAB_OUTPUT`` at this command's run folder; return it in words."""
-    import os
-
-    note = config.output_note(args.dataset, args.profile)
-    os.environ["MNISTLAB_OUTPUT"] = str(config.run_output_dir(args.dataset, args.profile))
-    return note
-
-
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from .data import DataError
@@ -100,10 +91,10 @@ def main(argv=None) -> int:
             )
         elif args.command == "report":
             from .report import build_report
-            from .runner import run_lock
+            from .runner import environment, run_lock
 
-            print(f"report of the run in {_where(args)}", flush=True)
-            with run_lock():
+            print(f"report of the run in {config.output_note(args.dataset, args.profile)}", flush=True)
+            with environment(MNISTLAB_OUTPUT=config.run_output_dir(args.dataset, args.profile)), run_lock():
                 written = build_report(pdf=not args.no_pdf)
             for _kind, path in written.items():
                 print(f"wrote {config.shown_path(path)}")

@@ -93,7 +93,9 @@ def output_note(dataset: str, profile: str) -> str:
         return f"{shown_path(path)}/ (from $MNISTLAB_OUTPUT)"
     if path == repo_root():
         return "the repository's reports/ and figures/ (the committed study)"
-    return f"{shown_path(path)}/ (this run's own folder, ignored by git; the committed study in reports/ is not touched)"
+    return (
+        f"{shown_path(path)}/ (this run's own folder, ignored by git; the committed study in reports/ is not touched)"
+    )
 
 
 class OutputError(RuntimeError):

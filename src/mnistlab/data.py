@@ -604,6 +604,7 @@ def import_files(directory) -> list[str]:
             f"{directory} is a file, not a folder: give the folder that holds mnist.npz or the IDX "
             f"files (train-images-idx3-ubyte.gz, …)."
         )
+    check_cache()
     candidates = sorted(p for p in directory.iterdir() if _looks_like_data(p))
     if not candidates:
         raise DataError(
@@ -629,7 +630,6 @@ def import_files(directory) -> list[str]:
             + "\n  - ".join(refused)
             + "\nRemove or replace these files and import again."
         )
-    check_cache()
     lines = []
     for path, dataset, name in accepted:
         dest = cache_dir(dataset) / name

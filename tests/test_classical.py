@@ -104,11 +104,18 @@ def test_noise_is_deterministic_and_bounded():
     assert not np.array_equal(a, add_uniform_noise(x, 100, seed=2))
 
 
-@pytest.mark.parametrize("profile", list(config.PROFILES))
-def test_grids_grow_with_profile(profile):
-    grid = search.pca_svc_grid(profile)
-    assert set(grid) == {"pca__n_components", "svc__C", "svc__gamma"}
-    assert search.grid_size(search.pca_svc_grid("smoke")) <= search.grid_size(grid)
+PROFILE_ORDER = ("smoke", "quick", "full")  # growing budgets
+
+
+@pytest.mark.parametrize("grids", [search.PCA_SVC_GRIDS, search.CNN_GRIDS], ids=["pca-svc", "cnn"])
+def test_grids_grow_with_profile(grids):
+    """smoke searches one point (a test of the code path), quick a few, full the most."""
+    assert set(config.PROFILES) == set(PROFILE_ORDER)
+    chosen = [grids[config.get_profile(profile).grid] for profile in PROFILE_ORDER]
+    assert all(set(grid) == set(chosen[-1]) for grid in chosen)  # the same hyper-parameters, more values
+    smoke, quick, full = (search.grid_size(grid) for grid in chosen)
+    assert smoke == 1 < quick < full
+    assert search.pca_svc_grid("full") is search.PCA_SVC_GRIDS["full"]
 
 
 def test_search_subset_is_stratified():

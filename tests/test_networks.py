@@ -5,7 +5,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 
-from mnistlab import ensemble, networks
+from mnistlab import ensemble, networks, training
 from mnistlab.data import load_dataset
 
 
@@ -38,7 +38,7 @@ def test_seeded_training_is_reproducible(small, capsys):
     for _ in range(2):
         networks.setup_device(seed=5)
         model = networks.build("simple_cnn")
-        history, per_epoch = networks.train(model, x, y, epochs=1, seed=5)
+        history, per_epoch = training.train(model, x, y, epochs=1, seed=5)
         runs.append(networks.predict_proba(model, x_test))
     np.testing.assert_array_equal(runs[0].argmax(1), runs[1].argmax(1))
     np.testing.assert_allclose(runs[0], runs[1], atol=1e-5)
@@ -46,16 +46,16 @@ def test_seeded_training_is_reproducible(small, capsys):
 
 
 def test_cosine_schedule_falls_to_zero_over_the_epochs(small):
-    rate = networks.cosine_decay(1e-3, epochs=10)
+    rate = training.cosine_decay(1e-3, epochs=10)
     assert rate(0) == pytest.approx(1e-3) and rate(5) == pytest.approx(5e-4) and rate(10) == pytest.approx(0, abs=1e-12)
     x, y, _ = small
     model = networks.build("dense", learning_rate=2e-3)
-    history, _ = networks.train(model, x, y, epochs=3, schedule="cosine", patience=10, verbose_lines=False)
+    history, _ = training.train(model, x, y, epochs=3, schedule="cosine", patience=10, verbose_lines=False)
     np.testing.assert_allclose(history.history["learning_rate"], [2e-3, 1.5e-3, 0.5e-3], rtol=1e-5)
     with pytest.raises(ValueError, match="choose one of: constant, plateau, cosine, one-cycle"):
-        networks.callbacks(schedule="step")
+        training.callbacks(schedule="step")
     with pytest.raises(ValueError, match="needs the number of epochs"):
-        networks.callbacks(schedule="cosine")
+        training.callbacks(schedule="cosine")
 
 
 def test_expand_adds_examples_to_the_fit_part_only(small):
@@ -67,7 +67,7 @@ def test_expand_adds_examples_to_the_fit_part_only(small):
         return np.concatenate([x_fit, x_fit]), np.concatenate([y_fit, y_fit])
 
     model = networks.build("dense")
-    history, _ = networks.train(model, x, y, epochs=1, verbose_lines=False, expand=expand)
+    history, _ = training.train(model, x, y, epochs=1, verbose_lines=False, expand=expand)
     assert seen == [270]  # 90% of 300: the 30 validation images are split off first
     assert "val_accuracy" in history.history
 
@@ -86,7 +86,7 @@ def test_vote_majority_and_average():
 
 def test_cnn_classifier_clone_search_and_predict(small):
     x, y, x_test = small
-    estimator = networks.CNNClassifier(epochs=1, batch_size=32, dropout=0.3, seed=1)
+    estimator = training.CNNClassifier(epochs=1, batch_size=32, dropout=0.3, seed=1)
     copy = clone(estimator)
     assert copy.get_params() == estimator.get_params()
     assert copy.fit_kwargs == {"epochs": 1, "batch_size": 32, "verbose": 0}

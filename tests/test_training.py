@@ -4,7 +4,7 @@ smoothing, and the cost of each architecture."""
 import numpy as np
 import pytest
 
-from mnistlab import augment, networks
+from mnistlab import augment, networks, training
 
 
 def digits(n=4):
@@ -39,12 +39,12 @@ def test_bilinear_shift_reads_zeros_outside():
 def test_training_batches_are_reproducible_and_aligned():
     x = np.arange(10 * 28 * 28, dtype=np.float32).reshape(10, 28, 28)
     y = np.arange(10)
-    plain = networks.TrainingBatches(x, y, batch_size=4, seed=3, augment=False)
+    plain = training.TrainingBatches(x, y, batch_size=4, seed=3, augment=False)
     assert len(plain) == 3
     xb, yb = plain[0]
     np.testing.assert_array_equal(xb, x[yb])  # labels follow their images
-    again = networks.TrainingBatches(x, y, batch_size=4, seed=3, augment=True)
-    other = networks.TrainingBatches(x, y, batch_size=4, seed=3, augment=True)
+    again = training.TrainingBatches(x, y, batch_size=4, seed=3, augment=True)
+    other = training.TrainingBatches(x, y, batch_size=4, seed=3, augment=True)
     np.testing.assert_array_equal(again[1][0], other[1][0])
     first = again[1][0]
     again.on_epoch_end()
@@ -52,7 +52,7 @@ def test_training_batches_are_reproducible_and_aligned():
 
 
 def test_one_cycle_warms_up_then_anneals():
-    schedule = networks.OneCycle(max_lr=1e-2, total_steps=100, warmup=0.25)
+    schedule = training.OneCycle(max_lr=1e-2, total_steps=100, warmup=0.25)
     lr = np.array([float(networks.keras.ops.convert_to_numpy(schedule(step))) for step in range(101)])
     assert lr[0] == pytest.approx(1e-2 / 25)
     assert lr.argmax() == 25 and lr.max() == pytest.approx(1e-2)
@@ -63,10 +63,10 @@ def test_one_cycle_warms_up_then_anneals():
 def test_smoothed_crossentropy():
     y = np.array([0, 2])
     p = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], np.float32)
-    plain = networks.SmoothedCrossentropy(0.0)(y, p)
+    plain = training.SmoothedCrossentropy(0.0)(y, p)
     expected = -np.mean(np.log([0.7, 0.8]))
     assert float(networks.keras.ops.convert_to_numpy(plain)) == pytest.approx(expected, rel=1e-5)
-    smoothed = networks.SmoothedCrossentropy(0.3)(y, p)
+    smoothed = training.SmoothedCrossentropy(0.3)(y, p)
     assert float(networks.keras.ops.convert_to_numpy(smoothed)) > expected
 
 
@@ -81,7 +81,7 @@ def test_one_cycle_training_with_augmentation_learns_and_saves(tmp_path):
 
     ds = load_dataset("mnist-sample", "smoke", seed=0)
     model = networks.build("bn_cnn")
-    history, _ = networks.train(
+    history, _ = training.train(
         model,
         networks.images(ds.x_train),
         ds.y_train,

@@ -20,17 +20,23 @@ def augment_images(
     ±``shift`` of its size and zoomed by a factor in 1 ± ``zoom``, all drawn from ``rng``."""
     x = np.asarray(x, dtype=np.float32)
     n, h, w = x.shape
-    angle = np.deg2rad(rng.uniform(-rotation, rotation, n))[:, None, None]
-    scale = rng.uniform(1 - zoom, 1 + zoom, n)[:, None, None]
-    tx, ty = (rng.uniform(-shift, shift, (2, n)) * np.array([[w], [h]]))[:, :, None, None]
-    cy, cx = (h - 1) / 2, (w - 1) / 2
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    # Inverse map: the source pixel that lands on each output pixel.
-    dx, dy = xx[None] - cx - tx, yy[None] - cy - ty
-    cos, sin = np.cos(angle), np.sin(angle)
-    sx = (cos * dx + sin * dy) / scale + cx
-    sy = (-sin * dx + cos * dy) / scale + cy
+    angle = np.deg2rad(rng.uniform(-rotation, rotation, n))
+    scale = rng.uniform(1 - zoom, 1 + zoom, n)
+    tx, ty = rng.uniform(-shift, shift, (2, n)) * np.array([[w], [h]])
+    sx, sy = source_coordinates(angle, scale, tx, ty, h, w)
     return bilinear(x, sx, sy)
+
+
+def source_coordinates(angle, scale, tx, ty, h: int, w: int, xp=np):
+    """For each of N transforms (angle in radians, zoom factor, shift in pixels), the source pixel
+    ``(sx, sy)`` (N×H×W) that lands on each output pixel: the inverse of rotating about the centre,
+    zooming and shifting. ``xp`` is ``numpy`` or ``jax.numpy`` (the JAX loop draws on the device)."""
+    angle, scale, tx, ty = (v[:, None, None] for v in (angle, scale, tx, ty))
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+    yy, xx = xp.meshgrid(xp.arange(h, dtype=xp.float32), xp.arange(w, dtype=xp.float32), indexing="ij")
+    dx, dy = xx[None] - cx - tx, yy[None] - cy - ty
+    cos, sin = xp.cos(angle), xp.sin(angle)
+    return (cos * dx + sin * dy) / scale + cx, (-sin * dx + cos * dy) / scale + cy
 
 
 def bilinear(x: np.ndarray, sx: np.ndarray, sy: np.ndarray) -> np.ndarray:

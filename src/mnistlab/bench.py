@@ -13,6 +13,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
 from . import config
 from .evaluation import write_json_atomic
 from .results import bench_block, load_metrics, run_devices
@@ -27,7 +29,7 @@ def measure_throughput(architectures=None, n_images: int = 4000, seed: int = con
     defaults (batch size 32, float32)."""
     import keras
 
-    from . import networks
+    from . import networks, training
     from .data import load_dataset
 
     ds = load_dataset("mnist-sample", "full", seed)
@@ -50,10 +52,12 @@ def measure_throughput(architectures=None, n_images: int = 4000, seed: int = con
             model.fit(x[:512], y[:512], epochs=1, verbose=0, **fit_kwargs)  # warm-up: tracing, compilation
             start = time.perf_counter()
             if setup_name == "ours + augmentation":
-                model.fit(networks.TrainingBatches(x, y, fit_kwargs["batch_size"], seed), epochs=1, verbose=0)
+                model.fit(training.TrainingBatches(x, y, fit_kwargs["batch_size"], seed), epochs=1, verbose=0)
             else:
                 model.fit(x, y, epochs=1, verbose=0, **fit_kwargs)
             row[f"{setup_name} images/s"] = round(len(x) / (time.perf_counter() - start), 1)
+        if training.use_jax_loop():
+            row.update(loop_throughput(architecture, x, y, seed))
         row["ratio"] = round(row["ours images/s"] / row["plain images/s"], 2)
         print(
             f"{architecture:<12} ours {row['ours images/s']:>8.0f} img/s, with augmentation "
@@ -64,6 +68,25 @@ def measure_throughput(architectures=None, n_images: int = 4000, seed: int = con
         )
         rows.append(row)
     return rows
+
+
+def loop_throughput(architecture: str, x, y, seed: int, members: int = 1) -> dict:
+    """Images/s of the compiled JAX loop (one epoch after compiling, with and without augmentation)
+    and its compile seconds, for ``members`` networks trained together."""
+    from . import networks, training
+
+    device = networks.setup_device(seed)
+    row = {}
+    for augment in (False, True):
+        models = [networks.build(architecture, seed=seed + m) for m in range(members)]
+        splits = [(np.arange(len(x)), None)] * members
+        seeds = [seed + m for m in range(members)]
+        history = training.train_together(models, x, y, splits, 2, device["batch_size"], seeds, "constant", augment)[0]
+        name = "loop + augmentation" if augment else "loop"
+        epoch = history.history["seconds"][1] - history.history["seconds"][0]
+        row[f"{name} images/s"] = round(members * len(x) / epoch, 1)
+        row[f"{name} compile s"] = history.compile_seconds
+    return row
 
 
 def best_accuracies(metrics: dict[str, dict]) -> dict[str, dict]:
@@ -181,7 +204,7 @@ def record_chapter_run(directory, only=None) -> dict:
 class Recipe:
     """How one entry of the time-to-accuracy table trains: ``members`` networks of ``architecture``
     one after the other (each with its own seed), ``epochs`` each; ``max_lr`` is the one-cycle
-    peak learning rate (None: the chapters' :data:`networks.ONE_CYCLE_MAX_LR`). ``all_images``:
+    peak learning rate (None: the chapters' :data:`training.ONE_CYCLE_MAX_LR`). ``all_images``:
     train on all the training images, not the chapters' 90% fit part (a recipe that runs to the end
     of its schedule needs no validation images, like chapter 6's ensemble members); ``shifts``:
     score the test set averaged over the image and its 1-pixel shifts (``ensemble.predict_proba``);
@@ -300,14 +323,14 @@ def _bench_data(dataset: str, seed: int, max_train, all_images: bool):
     """(x_train, y_train, x_test, y_test) for the time-to-accuracy runs: the fit part (90%) of the
     training images, or all of them; prepared once per process (every member of every recipe
     reads the same arrays)."""
-    from . import networks
+    from . import networks, training
 
     ds = _bench_dataset(dataset, seed)
     x, y = networks.images(ds.x_train), ds.y_train
     if max_train:
         x, y = x[:max_train], y[:max_train]
     if not all_images:
-        x, _, y, _ = networks.validation_split(x, y, seed=seed)
+        x, _, y, _ = training.validation_split(x, y, seed=seed)
     return x, y, networks.images(ds.x_test), ds.y_test
 
 
@@ -317,6 +340,10 @@ def train_members(recipe: Recipe, dataset: str, seed: int, max_train=None, gpu: 
     process holds it and the members train one after the other). Returns the members' epochs
     (grouped in rounds: the members that trained together), parameters and multiply-adds of one
     member."""
+    from . import training
+
+    if training.use_jax_loop():
+        return train_members_together(recipe, dataset, seed, max_train)
     n = 1 if gpu else recipe.side_by_side
     rounds = [list(range(i, min(i + n, recipe.members))) for i in range(0, recipe.members, n)]
     if n == 1:
@@ -338,6 +365,42 @@ def train_members(recipe: Recipe, dataset: str, seed: int, max_train=None, gpu: 
                     found.append([f.result() for f in futures])
     _, params, macs = found[0][0]
     return [[epochs for epochs, _, _ in members] for members in found], params, macs
+
+
+def train_members_together(recipe: Recipe, dataset: str, seed: int, max_train=None) -> tuple[list, int, int]:
+    """Every member of ``recipe`` in one compiled JAX loop (one round), the test set scored on the
+    device after every epoch; the same return value as :func:`train_members`, plus nothing: the
+    compile seconds are printed and kept in :data:`COMPILE_SECONDS`."""
+    from . import ensemble, networks, training
+
+    x_train, y_train, x_test, y_test = _bench_data(dataset, seed, max_train, recipe.all_images)
+    device = networks.setup_device(seed)
+    seeds = [seed + m for m in range(recipe.members)]
+    built = [build_recipe(recipe, len(x_train), s, device["jit_compile"]) for s in seeds]
+    models, schedule = [m for m, _ in built], built[0][1]
+    test_sets = [ensemble.shifted(x_test, dx, dy) for dx, dy in ensemble.SHIFTS] if recipe.shifts else x_test
+    splits = [(np.arange(len(x_train)), None)] * recipe.members
+    histories = training.train_together(
+        models,
+        x_train,
+        y_train,
+        splits,
+        recipe.epochs,
+        recipe.batch_size,
+        seeds,
+        schedule,
+        recipe.augment,
+        test=(test_sets, y_test),
+        keep_probabilities=True,
+    )
+    COMPILE_SECONDS.append(histories[0].compile_seconds)
+    print(f"  compiled in {histories[0].compile_seconds:.1f} s (not counted as training)", flush=True)
+    members = [list(zip(h.history["seconds"], h.history["test_probabilities"])) for h in histories]
+    return [members], models[0].count_params(), networks.multiply_adds(models[0])
+
+
+#: Compile seconds of the recipes trained by :func:`train_members_together`, in order.
+COMPILE_SECONDS: list[float] = []
 
 
 def ensemble_curve(rounds, y_test):
@@ -364,50 +427,40 @@ def first_reached(points) -> dict:
 
 
 #: Narrower bn_cnn networks for the fastest recipes: the filters of their three convolutions
-#: (bn_cnn has 32, 64 and 128). They live here, beside the recipes that use them, because every
-#: change to ``networks.py`` makes the chapters that import it stale (hours of re-execution).
+#: (bn_cnn has 32, 64 and 128).
 NARROW_BN_CNN = {"bn_cnn-16": (16, 32, 64), "bn_cnn-24": (24, 48, 96)}
 
 
-def build_narrow_bn_cnn(architecture: str, jit_compile: bool = False):
-    """bn_cnn with the filters of :data:`NARROW_BN_CNN` ``[architecture]``, compiled like
-    :func:`networks.build` (bn_cnn-16: 27% of bn_cnn's multiply-adds, bn_cnn-24: 57%)."""
-    from keras import layers
-
+def build_narrow_bn_cnn(architecture: str, jit_compile: bool = False, seed: int = config.DEFAULT_SEED):
+    """bn_cnn with the filters of :data:`NARROW_BN_CNN` ``[architecture]`` (bn_cnn-16: 27% of
+    bn_cnn's multiply-adds, bn_cnn-24: 57%)."""
     from . import networks
 
-    inputs, x = networks._inputs((28, 28))
-    for filters, pool in zip(NARROW_BN_CNN[architecture], (True, True, False)):
-        x = layers.Conv2D(filters, 3, use_bias=False, kernel_initializer="he_normal")(x)
-        x = layers.BatchNormalization(momentum=networks.BN_MOMENTUM)(x)
-        x = layers.Activation("relu")(x)
-        if pool:
-            x = layers.MaxPooling2D(2)(x)
-    x = layers.Dropout(0.25)(layers.Flatten()(x))
-    model = networks._head(inputs, x, 10, architecture)
-    model.compile(
-        optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=jit_compile
-    )
-    return model
+    return networks.build("bn_cnn", jit_compile=jit_compile, seed=seed, filters=NARROW_BN_CNN[architecture])
+
+
+def build_recipe(recipe: Recipe, n_fit: int, seed: int, jit_compile: bool = False):
+    """One network of ``recipe`` from ``seed``, and the schedule to train it with (a one-cycle with
+    its own peak is compiled in here, so it trains with 'constant', which adds no schedule)."""
+    from . import networks, training
+
+    if recipe.architecture in NARROW_BN_CNN:
+        model = build_narrow_bn_cnn(recipe.architecture, jit_compile, seed)
+    else:
+        model = networks.build(recipe.architecture, jit_compile=jit_compile, seed=seed)
+    if recipe.schedule == "one-cycle" and recipe.max_lr:
+        training.compile_one_cycle(model, recipe.epochs * math.ceil(n_fit / recipe.batch_size), recipe.max_lr)
+        return model, "constant"
+    return model, recipe.schedule
 
 
 def train_recipe(recipe: Recipe, x_fit, y_fit, seed: int, jit_compile: bool, extra_callbacks=()):
     """Build and train one network of ``recipe`` (see :class:`Recipe`); returns the model. The
     initial weights come from ``seed``, so a recipe's numbers do not depend on what ran before."""
-    import keras
+    from . import training
 
-    from . import networks
-
-    keras.utils.set_random_seed(seed)
-    if recipe.architecture in NARROW_BN_CNN:
-        model = build_narrow_bn_cnn(recipe.architecture, jit_compile)
-    else:
-        model = networks.build(recipe.architecture, jit_compile=jit_compile, seed=seed)
-    schedule = recipe.schedule
-    if schedule == "one-cycle" and recipe.max_lr:
-        networks.compile_one_cycle(model, recipe.epochs * math.ceil(len(x_fit) / recipe.batch_size), recipe.max_lr)
-        schedule = "constant"  # already compiled with its one-cycle: 'constant' adds no schedule of its own
-    networks.fit(
+    model, schedule = build_recipe(recipe, len(x_fit), seed, jit_compile)
+    training.fit(
         model,
         x_fit,
         y_fit,
@@ -437,6 +490,7 @@ def time_to_accuracy(recipes=None, dataset: str = "mnist", seed: int = config.DE
     for name, recipe in (recipes or RECIPES).items():
         n_train = n_all if recipe.all_images else len(x_fit)
         print(f"{name}: {n_train:,} training images, {len(x_test):,} test images", flush=True)
+        compiled = len(COMPILE_SECONDS)
         rounds, params, macs = train_members(recipe, dataset, seed, max_train, device["gpu"])
         points, members, seconds = ensemble_curve(rounds, y_test)
         rows.append(
@@ -452,6 +506,7 @@ def time_to_accuracy(recipes=None, dataset: str = "mnist", seed: int = config.DE
                 "training_seconds": round(seconds, 1),
                 "training_images": n_train,
                 "images_per_s": round(n_train * recipe.epochs * recipe.members / seconds, 1),
+                "compile_seconds": COMPILE_SECONDS[compiled] if len(COMPILE_SECONDS) > compiled else None,
             }
         )
     reference = rows[0]["seconds_to"]

@@ -12,12 +12,10 @@ single networks, at five times the prediction cost; chapter 6 measures what they
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 from scipy import ndimage
 
-from . import config, networks
+from . import config, networks, training
 
 #: The image itself and its four 1-pixel shifts (dx, dy): right, left, down, up.
 SHIFTS = ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1))
@@ -41,20 +39,13 @@ def seed_members(
     if schedule not in ("one-cycle", "constant"):
         raise ValueError(
             f"schedule={schedule!r} stops early on validation images, and seed members have none: "
-            "use 'one-cycle' or 'constant', or networks.fold_ensemble"
+            "use 'one-cycle' or 'constant', or training.fold_ensemble"
         )
-    members = []
-    for i in range(k):
-        model = networks.build(architecture, jit_compile=jit_compile, seed=seed + i, **build_kwargs)
-        start = time.perf_counter()
-        history = networks.fit(model, x, y, None, epochs, batch_size, seed + i, schedule, augment)
-        print(
-            f"member {i + 1}/{k}: {len(history.epoch)} epochs, last training accuracy "
-            f"{history.history['accuracy'][-1]:.4f} ({time.perf_counter() - start:.0f} s)",
-            flush=True,
-        )
-        members.append(model)
-    return members
+    everything = np.arange(len(x))
+    splits = [(everything, None)] * k
+    return training.train_members(
+        architecture, x, y, splits, epochs, batch_size, seed, jit_compile, schedule, augment, **build_kwargs
+    )
 
 
 def shifted(x, dx: int, dy: int) -> np.ndarray:

@@ -89,3 +89,19 @@ def test_html_highlights_the_listing():
 
     html, _ = HTMLExporter(template_name="lab").from_notebook_node(_notebook_with(listing.show(augment.augment_images)))
     assert 'class="highlight' in html and '<span class="k">def</span>' in html
+
+
+def test_methods_by_name_and_nothing_imported():
+    import subprocess
+    import sys
+    import textwrap
+
+    method = listing.show("mnistlab.listing.Listing.header", docstring=True)
+    assert method.source == textwrap.dedent(inspect.getsource(listing.Listing.header))
+    code = (
+        "import sys; from mnistlab import listing; "
+        "shown = listing.show('mnistlab.jaxloop.augment_batch'); "
+        "assert shown.source.startswith('def augment_batch('), shown; "
+        "assert 'jax' not in sys.modules and 'keras' not in sys.modules and 'mnistlab.jaxloop' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -77,30 +77,46 @@ def _from_object(obj) -> tuple[str, str, str, int]:
     )
 
 
+def _find_definition(body, names: list[str]):
+    """The ``def`` or ``class`` node reached by following ``names`` through nested bodies."""
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == names[0]:
+            return node if len(names) == 1 else _find_definition(node.body, names[1:])
+    return None
+
+
 def _from_name(dotted: str) -> tuple[str, str, str, int] | None:
-    """(name, source, file, first line) of a module-level function or class named
-    ``package.module.name``, read from the module's file; None when it does not exist."""
-    module_name, _, attribute = dotted.rpartition(".")
-    if not module_name:
-        return None
-    module = sys.modules.get(module_name)
-    if module is not None and hasattr(module, attribute):  # already imported: as inspect sees it
+    """(name, source, file, first line) of a function, class or method named
+    ``package.module.name`` (or ``package.module.Class.method``), read from the module's file
+    without importing the module; None when it does not exist."""
+    parts = dotted.split(".")
+    for k in range(1, len(parts)):
+        module_name, names = ".".join(parts[:k]), parts[k:]
+        module = sys.modules.get(module_name)
+        if module is not None:  # already imported: as inspect sees it
+            obj = module
+            for name in names:
+                obj = getattr(obj, name, None)
+            if obj is not None and not inspect.ismodule(obj):
+                try:
+                    return _from_object(obj)
+                except (TypeError, OSError):
+                    pass
         try:
-            return _from_object(getattr(module, attribute))
-        except (TypeError, OSError):
-            pass
-    try:
-        spec = importlib.util.find_spec(module_name)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
-        return None
-    text = Path(spec.origin).read_text(encoding="utf-8")
-    for node in ast.parse(text).body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == attribute:
-            first = min([node.lineno] + [d.lineno for d in node.decorator_list])
-            lines = text.splitlines(keepends=True)[first - 1 : node.end_lineno]
-            return _short_name(module_name, attribute), "".join(lines), spec.origin, first
+            spec = importlib.util.find_spec(module_name)  # imports the parent packages only
+        except (ImportError, ValueError):
+            return None
+        if spec is None:
+            return None
+        if spec.origin and spec.origin.endswith(".py"):
+            text = Path(spec.origin).read_text(encoding="utf-8")
+            node = _find_definition(ast.parse(text).body, names)
+            if node is not None:
+                first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                lines = text.splitlines(keepends=True)[first - 1 : node.end_lineno]
+                return _short_name(module_name, ".".join(names)), "".join(lines), spec.origin, first
+        if spec.submodule_search_locations is None:  # a plain module: nothing deeper to look in
+            return None
     return None
 
 

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.ticker import MaxNLocator
 
 from . import config
 
@@ -28,6 +29,14 @@ def setup_notebook() -> None:
         set_matplotlib_formats("png")
     except ImportError:  # pragma: no cover - plain Python
         pass
+
+
+#: The largest figure the PDF prints at its own size, in inches (measured in the report: 5.86 in
+#: wide; the template allows 0.55 of the page height), less the margin the notebook adds around
+#: a figure: figures drawn at this size print their text at the font sizes they set.
+PRINT_WIDTH_IN, PRINT_HEIGHT_IN = 5.75, 5.8
+PRINT_FONT_PT = 8  # the smallest text of a figure drawn at its printed size
+_CHAR_EM = 0.56  # average width of a character of matplotlib's sans-serif font, in ems
 
 
 _MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]<>#|"})
@@ -197,7 +206,7 @@ def embedding_scatter(points, y, class_names, title: str | None = None):
 TEXT_WIDTH_PT, LANDSCAPE_WIDTH_PT = 460, 640  # nbconvert's report layout: 1-inch margins on letter paper
 _CHAR_PT = {"small": 4.6, "footnotesize": 4.2}  # average width of a character at 9 and 8 pt
 _COLUMN_PAD_PT = 12
-_HEADER_MIN_CHARS = 8  # a header longer than its column's values is broken into lines of at least this
+_HEADER_MIN_CHARS = 10  # a header longer than its column's values is broken into lines of at least this
 
 _LATEX_SPECIAL = {
     "&": r"\&",
@@ -237,6 +246,8 @@ def header_lines(header: str, width: int) -> list[str]:
             lines[-1] += " " + word
         else:
             lines.append(word)
+    if len(lines) > 1 and len(lines[-1]) < 4:  # no line of its own for a unit ("s") or a stray word
+        lines[-2:] = [lines[-2] + " " + lines[-1]]
     return lines or [""]
 
 
@@ -269,7 +280,16 @@ _DECIMALS = re.compile(r"\.(\d+)[f%eg]")
 
 
 def _format_floats(column: pd.Series, fmt: str) -> pd.Series:
-    return column.map(lambda v: fmt.format(v) if isinstance(v, (float, np.floating)) else v)
+    """Floats formatted with ``fmt``; integers too when it groups thousands (``{:,.0f}``)."""
+
+    def shown(v):
+        if isinstance(v, (float, np.floating)):
+            return fmt.format(v)
+        if "," in fmt and isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+            return fmt.format(v)
+        return v
+
+    return column.map(shown)
 
 
 class Table:
@@ -323,9 +343,11 @@ class Table:
         values = [max([len(v) for v in col], default=0) for col in columns]
         numeric = [self.index is False or i > 0 for i in range(len(columns))]
         numeric = [n and all(_looks_numeric(v) for v in col) for n, col in zip(numeric, columns)]
-        broken = [header_lines(h, w) for h, w in zip(headers, values)]
-        chars = [max([w] + [len(line) for line in lines]) for w, lines in zip(values, broken)]
-        layout = table_layout(chars, numeric)
+        broken = [[h] for h in headers]
+        layout = table_layout([max(w, len(h)) for w, h in zip(values, headers)], numeric)
+        if layout["size"] != "small" or layout["wrapped"]:  # too wide: break the long headers first
+            broken = [header_lines(h, w) for h, w in zip(headers, values)]
+            layout = table_layout([max([w] + [len(x) for x in b]) for w, b in zip(values, broken)], numeric)
 
         def head(i):
             if i in layout["wrapped"] or len(broken[i]) == 1:  # a p{} column wraps its header itself
@@ -469,8 +491,11 @@ def confused_pair_grid(x, y_true, y_pred, a: int, b: int, class_names, per_block
 
 
 def training_curves(histories: dict):
-    """All networks of a chapter in one figure: validation accuracy and training loss per epoch."""
-    fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4.2))
+    """All networks of a chapter in one figure: validation accuracy and training loss per epoch.
+    Drawn at its printed size, the legend under both panels."""
+    fig, (ax_acc, ax_loss) = plt.subplots(
+        1, 2, figsize=(PRINT_WIDTH_IN, 2.9 + 0.16 * ((len(histories) + 1) // 2)), layout="constrained"
+    )
     for (name, history), color in zip(histories.items(), sns.color_palette("tab10", len(histories))):
         h = history.history if hasattr(history, "history") else history
         epochs = np.arange(1, len(h["loss"]) + 1)
@@ -478,14 +503,32 @@ def training_curves(histories: dict):
         ax_loss.plot(epochs, h["loss"], "o-", ms=3, color=color, label=name)
     ax_acc.set(xlabel="epoch", ylabel="validation accuracy", title="validation accuracy")
     ax_loss.set(xlabel="epoch", ylabel="training loss (log scale)", title="training loss", yscale="log")
-    ax_acc.legend(fontsize=8, loc="lower right")
+    for ax in (ax_acc, ax_loss):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _print_sizes(ax_acc, ax_loss)
+    fig.legend(
+        *ax_acc.get_legend_handles_labels(),
+        loc="outside lower center",
+        ncol=2,
+        fontsize=PRINT_FONT_PT,
+        frameon=False,
+    )
     return fig
+
+
+def _print_sizes(*axes) -> None:
+    """Labels, titles and ticks at the sizes a figure drawn at its printed size needs."""
+    for ax in axes:
+        ax.tick_params(labelsize=PRINT_FONT_PT)
+        ax.xaxis.label.set_fontsize(PRINT_FONT_PT + 1)
+        ax.yaxis.label.set_fontsize(PRINT_FONT_PT + 1)
+        ax.title.set_fontsize(PRINT_FONT_PT + 1)
 
 
 def accuracy_against_time(curves: dict, reference: str | None = None):
     """Validation accuracy against training seconds, one line per network; ``reference`` (the
-    Keras example's recipe) dashed in black."""
-    fig, ax = plt.subplots(figsize=(9, 4.5))
+    Keras example's recipe) dashed in black. Drawn at its printed size, the legend underneath."""
+    fig, ax = plt.subplots(figsize=(PRINT_WIDTH_IN, 3.2 + 0.16 * ((len(curves) + 1) // 2)), layout="constrained")
     others = [n for n in curves if n != reference]
     for name, color in zip(others, sns.color_palette("tab10", len(others))):
         ax.plot(curves[name]["seconds"], curves[name]["val_accuracy"], "o-", ms=3, color=color, label=name)
@@ -497,7 +540,8 @@ def accuracy_against_time(curves: dict, reference: str | None = None):
     if values:
         ax.set_ylim(max(min(values), max(values) - 0.06), min(1.0, max(values) + 0.005))
     ax.set(xlabel="training time, seconds (log scale)", ylabel="validation accuracy")
-    ax.legend(fontsize=8, loc="lower right")
+    _print_sizes(ax)
+    fig.legend(loc="outside lower center", ncol=2, fontsize=PRINT_FONT_PT, frameon=False)
     return fig
 
 
@@ -520,14 +564,6 @@ def misclassified_gallery(x, y_true, proba, class_names, n: int = 24, n_cols: in
             fontsize=7,
         )
     return fig
-
-
-#: The largest figure the PDF prints at its own size, in inches (measured in the report: 5.86 in
-#: wide; the template allows 0.55 of the page height), less the margin the notebook adds around
-#: a figure: figures drawn at this size print their text at the font sizes they set.
-PRINT_WIDTH_IN, PRINT_HEIGHT_IN = 5.75, 5.8
-PRINT_FONT_PT = 8  # the smallest text of a figure drawn at its printed size
-_CHAR_EM = 0.56  # average width of a character of matplotlib's sans-serif font, in ems
 
 
 def place_labels(ax, xs, ys, texts, fontsize: float = PRINT_FONT_PT, marker_pt: float = 4.0) -> list:

@@ -28,15 +28,21 @@ from . import augment
 EVAL_BATCH = 1000
 
 
-def augment_batch(key, x):
-    """``x`` (B×H×W) rotated, shifted and zoomed on the device, each image by its own random draw
-    from ``key``, in the ranges of :mod:`mnistlab.augment` (the same transform as its NumPy version)."""
-    n, h, w = x.shape
+def draw_transforms(key, n: int, h: int, w: int):
+    """``n`` random transforms on the device, in the ranges of :mod:`mnistlab.augment`: angle
+    (radians), zoom factor, and shifts in pixels along x and y."""
     k_angle, k_scale, k_shift = jax.random.split(key, 3)
     angle = jnp.deg2rad(jax.random.uniform(k_angle, (n,), minval=-augment.ROTATION, maxval=augment.ROTATION))
     scale = jax.random.uniform(k_scale, (n,), minval=1 - augment.ZOOM, maxval=1 + augment.ZOOM)
     shift = jax.random.uniform(k_shift, (2, n), minval=-augment.SHIFT, maxval=augment.SHIFT)
-    sx, sy = augment.source_coordinates(angle, scale, shift[0] * w, shift[1] * h, h, w, xp=jnp)
+    return angle, scale, shift[0] * w, shift[1] * h
+
+
+def augment_batch(key, x):
+    """``x`` (B×H×W) rotated, shifted and zoomed on the device, each image by its own transform
+    from ``key``: the inverse map of :mod:`mnistlab.augment`, sampled bilinearly, zeros outside."""
+    n, h, w = x.shape
+    sx, sy = augment.source_coordinates(*draw_transforms(key, n, h, w), h, w, xp=jnp)
     sample = jax.vmap(lambda image, cx, cy: jax.scipy.ndimage.map_coordinates(image, [cy, cx], order=1, cval=0.0))
     return sample(x, sx, sy)
 
@@ -232,7 +238,10 @@ def fit_members(
         val_x, val_y = trainer.x[jnp.asarray(val_index)], trainer.y[jnp.asarray(val_index)]
     histories = [{"loss": [], "accuracy": [], "seconds": []} for _ in range(members)]
     active = np.ones(members, dtype=bool)
-    best_acc, best_state = np.full(members, -np.inf), trainer.state
+    best_acc, best_state = (
+        np.full(members, -np.inf),
+        jax.tree.map(jnp.copy, trainer.state),
+    )  # the epoch donates its state
     best_loss, waits, plateau_waits = np.full(members, np.inf), np.zeros(members, int), np.zeros(members, int)
     elapsed, ran = 0.0, np.zeros(members, int)
     compile_seconds = trainer.compile(rows)

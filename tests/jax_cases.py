@@ -1,0 +1,76 @@
+"""Runs the compiled JAX loop on JAX's CPU backend and writes what tests/test_jaxloop.py checks.
+
+Keras picks its backend once per process, and the test suite runs on TensorFlow, so this runs in
+a child process: ``KERAS_BACKEND=jax python tests/jax_cases.py OUT.json``.
+"""
+
+import json
+import os
+import sys
+
+assert os.environ.get("KERAS_BACKEND") == "jax", "run with KERAS_BACKEND=jax"
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from mnistlab import networks, training  # noqa: E402
+from mnistlab.data import load_dataset  # noqa: E402
+
+N_FIT, N_TEST, EPOCHS, BATCH = 1024, 500, 3, 64
+ds = load_dataset("mnist-sample", "smoke", 0)
+x, y = networks.images(ds.x_train[:N_FIT]), ds.y_train[:N_FIT]
+x_test, y_test = networks.images(ds.x_test[:N_TEST]), ds.y_test[:N_TEST]
+everything = np.arange(N_FIT)
+
+
+def members(seeds, augment=True, epochs=EPOCHS):
+    models = [networks.build("bn_cnn", seed=s, filters=(8, 16, 32)) for s in seeds]
+    histories = training.train_together(
+        models,
+        x,
+        y,
+        [(everything, None)] * len(seeds),
+        epochs,
+        BATCH,
+        list(seeds),
+        "one-cycle",
+        augment,
+        test=(x_test, y_test),
+    )
+    return models, histories
+
+
+def probabilities(model):
+    return networks.predict_proba(model, x_test)
+
+
+out = {"backend": keras.backend.backend()}
+
+pair, pair_histories = members((1, 2))
+alone = [members((s,))[0][0] for s in (1, 2)]
+again, _ = members((1, 2))
+out["pair_test_accuracy"] = [h.history["test_accuracy"] for h in pair_histories]
+out["pair_ensemble_accuracy"] = pair_histories[0].history["ensemble_test_accuracy"]
+out["pair_keras_accuracy"] = [float((probabilities(m).argmax(1) == y_test).mean()) for m in pair]
+out["together_vs_alone_max_diff"] = max(
+    float(np.abs(probabilities(a) - probabilities(b)).max()) for a, b in zip(pair, alone)
+)
+out["rerun_max_diff"] = max(float(np.abs(probabilities(a) - probabilities(b)).max()) for a, b in zip(pair, again))
+out["members_differ"] = float(np.abs(probabilities(pair[0]) - probabilities(pair[1])).max())
+out["compile_seconds"] = pair_histories[0].compile_seconds
+out["seconds"] = pair_histories[0].history["seconds"]
+
+path = os.path.join(os.path.dirname(sys.argv[1]), "member.keras")
+pair[0].save(path)
+out["reload_max_diff"] = float(np.abs(probabilities(keras.models.load_model(path)) - probabilities(pair[0])).max())
+
+# The chapters' own entry points on this backend: fit() with early stopping and plateaus, and
+# the grid search's estimator.
+model = networks.build("bn_cnn", seed=3, filters=(8, 16, 32))
+history, _ = training.train(model, x, y, epochs=2, batch_size=BATCH, seed=3, schedule="plateau")
+out["plateau_val_accuracy"] = history.history["val_accuracy"]
+estimator = training.CNNClassifier(epochs=1, batch_size=BATCH, seed=1).fit(x.reshape(len(x), -1), y)
+out["classifier_accuracy"] = float((estimator.predict(x_test.reshape(len(x_test), -1)) == y_test).mean())
+
+with open(sys.argv[1], "w") as f:
+    json.dump(out, f)

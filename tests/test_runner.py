@@ -163,7 +163,8 @@ def test_comments_docstrings_and_layout_leave_every_chapter_up_to_date(package_c
         doc = function.body[0]
         assert lines[doc.lineno - 1].lstrip().startswith('"""'), (module, function.name)
         lines[doc.lineno - 1] = lines[doc.lineno - 1].replace('"""', '"""Edited docstring. ', 1)
-        lines.insert(function.lineno - 1, "# a new comment before a function\n\n")
+        first = min([function.lineno] + [d.lineno for d in function.decorator_list])
+        lines.insert(first - 1, "# a new comment before a function\n\n")
         edited = "".join(lines).replace('"""', '"""A new module docstring line.\n\n', 1)
         path.write_text(edited + "\n\n# a trailing comment\n")
         assert ast.get_docstring(ast.parse(edited)) != ast.get_docstring(tree)  # the edits really happened
@@ -199,6 +200,40 @@ def test_a_code_edit_reaches_chapters_through_the_modules_they_import(package_co
     stale = stale_chapters(paths, executed)
     assert set(stale) == expected | {p.name for p in paths if runner.is_results_chapter(p)}
     assert "04_multiclass_baselines.ipynb" in stale and "05_neural_networks.ipynb" not in stale
+
+
+def test_listed_code_is_keyed_with_its_comments(package_copy, tmp_path):
+    """A chapter that shows a function as a listing (its comments, not its docstring, in the
+    report) reruns when that function's comments change; a chapter that only runs it does not."""
+    package, executed, _ = package_copy
+    notebooks = tmp_path / "listings"
+    notebooks.mkdir()
+    shows = {
+        "01_lists": "listing.show(search.grid_size)\nlisting.show(search.pca_svc_grid)",
+        "02_by_name": 'listing.show("mnistlab.search.grid_size", fallback="mnistlab.search.nothing")',
+        "03_with_docstring": "listing.show(search.pca_svc_grid, docstring=True)",
+        "04_runs_it": "search.grid_size({})",
+    }
+    paths = []
+    for name, code in shows.items():
+        write_chapter(notebooks / f"{name}.ipynb", f"from mnistlab import listing, search\n{code}", params=PARAMS)
+        paths.append(notebooks / f"{name}.ipynb")
+        record_executed(paths[-1], executed / f"{name}.ipynb")
+    module = package / "search.py"
+    edit(
+        module,
+        "def grid_size(grid: dict) -> int:\n",
+        "# a comment above, outside the listing\ndef grid_size(grid: dict) -> int:\n",
+    )
+    edit(module, '    """The ``n_components', '    """The (edited) ``n_components')
+    assert stale_chapters(paths, executed) == {"03_with_docstring.ipynb": ["package changed"]}
+    record_executed(paths[2], executed / paths[2].name)
+    edit(
+        module,
+        "def grid_size(grid: dict) -> int:\n",
+        "def grid_size(grid: dict) -> int:\n    # a comment the listing shows\n",
+    )
+    assert set(stale_chapters(paths, executed)) == {"01_lists.ipynb", "02_by_name.ipynb"}
 
 
 def test_the_key_is_the_same_on_every_python_version():

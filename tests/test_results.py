@@ -167,7 +167,8 @@ def test_chapters_run_elsewhere_are_recorded_in_bench_json(two_chapters, tmp_pat
     elsewhere = tmp_path / "gpu"
     shutil.copytree(config.metrics_dir(), elsewhere / "metrics")
     (elsewhere / "executed").mkdir()
-    nb = nbformat.v4.new_notebook(metadata={"mnistlab": {"cache": {"seconds": 367.4}}})
+    record = {"inputs": {}, "seconds": 367.4, "executed": "d", "git_commit": "c"}
+    nb = nbformat.v4.new_notebook(metadata={"mnistlab": {"cache": record}})
     nbformat.write(nb, str(elsewhere / "executed" / "05_b.ipynb"))
     nbformat.write(nbformat.v4.new_notebook(), str(elsewhere / "executed" / "06_c.ipynb"))  # no record: left out
     versions = {"python": "3.12", "keras backend": "jax"}

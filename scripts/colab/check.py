@@ -141,6 +141,33 @@ def check_notebook(path: Path, out: Path) -> tuple[bool, str]:
     return True, "ran; install cell added mnistlab only"
 
 
+def check_jax_loop(out: Path) -> tuple[bool, str]:
+    """The compiled JAX loop with Colab's JAX and Keras, on the CPU: the cases of
+    tests/jax_cases.py (members together = alone, same seed same numbers, save and reload)."""
+    import json
+
+    result = out / "jax_cases.json"
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run(
+        [VENV / "bin" / "python", ROOT / "tests" / "jax_cases.py", result], env=env, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        return False, "failed: " + (done.stderr.strip().splitlines() or ["no output"])[-1]
+    cases = json.loads(result.read_text())
+    good = (
+        cases["together_vs_alone_max_diff"] < 1e-4 and cases["rerun_max_diff"] == 0 and cases["reload_max_diff"] < 1e-6
+    )
+    versions = run(
+        VENV / "bin" / "python",
+        "-c",
+        "import jax, keras; print(jax.__version__, keras.__version__)",
+        capture_output=True,
+    ).stdout.split()
+    return good, f"jax {versions[0]}, keras {versions[1]}: " + ", ".join(
+        f"{k} {cases[k]:.2g}" for k in ("together_vs_alone_max_diff", "rerun_max_diff", "reload_max_diff")
+    )
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", default=os.environ.get("PYTHON313") or None, help="a Python 3.13 interpreter")
@@ -172,6 +199,12 @@ def main(argv=None) -> int:
             print(
                 f"{'ok  ' if ok else 'FAIL'} {path.name:<32} {time.perf_counter() - t0:6.1f} s  {message}", flush=True
             )
+        t0 = time.perf_counter()
+        ok, message = check_jax_loop(Path(tmp))
+        failures += not ok
+        print(
+            f"{'ok  ' if ok else 'FAIL'} {'JAX training loop (CPU)':<32} {time.perf_counter() - t0:6.1f} s  {message}"
+        )
     shutil.rmtree(CLONE, ignore_errors=True)
     print(
         f"{len(notebooks) - failures} of {len(notebooks)} notebooks passed in the emulated Colab runtime "

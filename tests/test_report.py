@@ -120,6 +120,24 @@ def test_failing_notebook_names_cell_and_keeps_previous_report(tmp_path, monkeyp
     assert pdf.read_bytes() == b"previous report" and Path(previous["html"]).read_bytes() == html
 
 
+def test_a_run_whose_first_chapter_fails_is_incomplete(tmp_path, monkeypatch):
+    """run.json is marked incomplete before the first chapter runs, so a report is never built from
+    the previous run's executed notebooks when this run's first chapter failed."""
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    params = "dataset = 'auto'\nprofile = 'quick'\nseed = 0\nn_jobs = 1"
+    write_chapter(notebooks / "01_first.ipynb", "print('fine')", params=params)
+    monkeypatch.setattr(config, "notebooks_dir", lambda: notebooks)
+    runner.run_notebooks("mnist-sample", "smoke", progress=False)
+    assert json.loads((config.reports_dir() / "run.json").read_text())["complete"] is True
+    write_chapter(notebooks / "01_first.ipynb", "1 / 0", params=params)
+    with pytest.raises(runner.NotebookFailed):
+        runner.run_notebooks("mnist-sample", "smoke", progress=False)
+    assert json.loads((config.reports_dir() / "run.json").read_text())["complete"] is False
+    with pytest.raises(runner.NotebookFailed):
+        report.build_report(pdf=False)
+
+
 @pytest.fixture
 def previous_report(tmp_path, monkeypatch):
     """A complete run of one tiny chapter, and a report built from an earlier one."""

@@ -215,7 +215,6 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 30) -> Path:
                 f"{sha256[:12]}…, got {actual[:12]}…; the download is corrupted or truncated and "
                 f"was not cached. Run again; if it persists, use dataset='mnist-sample' offline."
             )
-    _readable(dest)
     _record_origin(dest, f"downloaded from {url}")
     return dest
 
@@ -258,7 +257,6 @@ def _record_origin(path: Path, origin: str) -> None:
     found = json.loads(index.read_text()) if index.exists() else {}
     found[path.name] = f"{origin}, {_dt.date.today().isoformat()}"
     write_json_atomic(index, dict(sorted(found.items())))
-    _readable(index)
 
 
 def _origin(path: Path) -> str:
@@ -272,18 +270,6 @@ def _origin(path: Path) -> str:
     if origin.startswith("downloaded from file:"):
         return f"downloaded from a local mirror{date}"
     return origin
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _readable(path: Path) -> None:
-    """Give a file written through a temporary file the mode a plain new file gets (0644 under
-    the usual umask), so a shared cache is readable by the others who use it."""
-    os.chmod(path, 0o666 & ~_umask())
 
 
 def _unwritable_cache(folder: Path, err: OSError) -> CacheError:
@@ -639,7 +625,6 @@ def import_files(directory) -> list[str]:
         try:
             with atomic_path(dest) as tmp:
                 shutil.copyfile(path, tmp)
-            _readable(dest)
             _record_origin(dest, f"imported from {path.parent.resolve()}")
         except OSError as err:
             raise _unwritable_cache(dest.parent, err) from None

@@ -83,7 +83,8 @@ def result_record(
 def atomic_path(path: Path):
     """Yield a temporary path beside ``path``; on success rename it into place, else delete it.
 
-    Readers never see a half-written file, and a failure leaves the previous one untouched.
+    Readers never see a half-written file, and a failure leaves the previous one untouched. The
+    file gets the mode a plain new file would (0644 under the usual umask; a temporary file is 0600).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,10 +93,16 @@ def atomic_path(path: Path):
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_json_atomic(path: Path, payload) -> Path:

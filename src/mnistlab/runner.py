@@ -281,6 +281,7 @@ def _run(pm, dataset, profile, seed, jobs, only, progress, force) -> dict:
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
         "MNISTLAB_METRICS_STAGING": staging / "metrics",
     }
+    write_json_atomic(reports / "run.json", info)  # incomplete from now on, even if the first chapter fails
     with environment(**env):
         for path, state in zip(paths, states):
             if not state.stale:

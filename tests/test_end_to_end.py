@@ -224,7 +224,7 @@ def test_network_chapters_run_on_the_jax_backend(tmp_path, monkeypatch):
     pytest.importorskip("jax")
     monkeypatch.setenv("MNISTLAB_OUTPUT", str(tmp_path))
     monkeypatch.setenv("KERAS_BACKEND", "jax")
-    info = runner.run_notebooks("mnist-sample", "smoke", seed=0, only=["05", "06", "07", "08"], progress=False)
+    info = runner.run_notebooks("mnist-sample", "smoke", seed=0, only=["05", "06", "07", "08", "09"], progress=False)
     assert info["versions"]["keras backend"] == "jax"
     metrics = json.loads((tmp_path / "reports" / "metrics" / "05_neural_networks.json").read_text())
     assert metrics["backend"] == "jax"

@@ -132,3 +132,99 @@ def test_published_reference_is_the_cited_distribution():
     assert (ref["n"], ref["mean"], ref["sd"], ref["n_test"]) == (100, 0.99641, 0.00047, 10_000)
     ref["mean"] = 0.0
     assert seeds.published_reference()["mean"] == 0.99641  # a copy: the constant stays intact
+
+
+# --------------------------------------------------------------------------- the chapter's recipes, seeds and figures
+
+
+def test_default_seeds_grow_with_the_profile_and_full_needs_a_gpu_for_100():
+    counts = [seeds.default_n_seeds(p, gpu=False) for p in ("smoke", "quick", "full")]
+    assert counts == sorted(counts) and counts[0] >= 2 and counts[-1] == seeds.FULL_CPU_SEEDS
+    assert seeds.default_n_seeds("full", gpu=True) == 100 == seeds.published_reference()["n"]
+    assert seeds.default_n_seeds("quick", gpu=True) == seeds.default_n_seeds("quick", gpu=False)
+
+
+def test_n_seeds_and_why_says_how_many_and_why():
+    n, why = seeds.n_seeds_and_why(None, "full", gpu=False)
+    assert n == seeds.FULL_CPU_SEEDS and why.startswith(f"{n} seeds") and "GPU" in why
+    n, why = seeds.n_seeds_and_why(None, "full", gpu=True)
+    assert n == 100 and "published" in why
+    assert seeds.n_seeds_and_why(7, "smoke", gpu=False) == (7, "7 seeds, as the `n_seeds` parameter asks.")
+    with pytest.raises(ValueError):
+        seeds.n_seeds_and_why(1, "quick", gpu=False)
+
+
+def test_recipe_candidates_scale_their_epochs_with_the_profile():
+    for profile in ("smoke", "quick", "full"):
+        recipes = seeds.recipe_candidates(profile)
+        e = seeds.RECIPE_EPOCHS[profile]
+        assert [(r["augment"], r["epochs"]) for r in recipes.values()] == [(False, e), (True, e), (True, 2 * e)]
+        assert all(str(r["epochs"]) in name for name, r in recipes.items())
+    assert "1 epoch" in next(iter(seeds.recipe_candidates("smoke"))) and "1 epochs" not in str(
+        seeds.recipe_candidates("smoke")
+    )
+
+
+def test_chosen_recipe_is_the_best_on_validation_and_the_first_of_equals():
+    rows = [{"recipe": "a", "validation accuracy": 0.9}, {"recipe": "b", "validation accuracy": 0.95}]
+    assert seeds.chosen_recipe(rows) == "b"
+    rows.append({"recipe": "c", "validation accuracy": 0.95})
+    assert seeds.chosen_recipe(rows) == "b"
+
+
+def test_noise_rows_use_each_pairs_number_of_runs():
+    sd = 0.0005
+    rows = seeds.noise_rows({"single runs": (0.0008, 1, 1), "means of ten": (0.0008, 10, 10)}, sd)
+    assert [r["verdict"] for r in rows] == ["within seed noise", "beyond seed noise"]
+    assert rows[0]["points"] == pytest.approx(0.08)
+    assert rows[0]["seed noise up to (points)"] == pytest.approx(100 * seeds.noise_threshold(sd), rel=1e-12)
+    assert rows[1]["seed noise up to (points)"] == pytest.approx(100 * seeds.noise_threshold(sd, 10, 10), rel=1e-12)
+
+
+@pytest.mark.parametrize("accuracies", [[0.991, 0.993, 0.9935, 0.995], [0.99, 0.99, 0.99]])
+def test_accuracy_histogram_draws_seeds_interval_and_reference(accuracies):
+    import matplotlib.pyplot as plt
+    from matplotlib.container import BarContainer
+
+    fig = seeds.accuracy_histogram(accuracies, 10_000, seeds.published_reference())
+    labels = fig.legends[0].get_texts()
+    assert any(f"{len(accuracies)} seeds" in t.get_text() for t in labels)
+    assert any("published: 100 runs" in t.get_text() for t in labels)
+    (ax,) = fig.axes
+    (bars,) = [c for c in ax.containers if isinstance(c, BarContainer)]  # the histogram
+    assert sum(bar.get_height() for bar in bars) == len(accuracies)
+    plt.close(fig)
+    fig = seeds.accuracy_histogram(accuracies, 300)  # no reference: nothing drawn for it
+    assert not any("published" in t.get_text() for t in fig.legends[0].get_texts())
+    plt.close(fig)
+
+
+def test_ensemble_size_plot_takes_a_size_without_spread():
+    import matplotlib.pyplot as plt
+
+    rows = seeds.ensemble_by_size(disjoint_members(5), Y, sizes=(1, 2, 5))
+    fig = seeds.ensemble_size_plot(rows)
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "5"]
+    plt.close(fig)
+
+
+def test_score_recipes_trains_each_candidate_and_scores_it_on_validation_only():
+    """Two tiny recipes of the dense network (one epoch on 300 images): one row and one model each,
+    scored on the validation images only."""
+    from mnistlab import networks
+
+    rng = np.random.default_rng(0)
+    y = np.arange(400) % 10
+    x = np.zeros((400, 28, 28), np.float32)
+    for digit in range(10):  # each class lights its own rows: easy to learn
+        x[y == digit, 2 * digit : 2 * digit + 3, 4:24] = 1.0
+    x += rng.random(x.shape, dtype=np.float32) * 0.1
+    candidates = {"plain": {"augment": False, "epochs": 1}, "augmented": {"augment": True, "epochs": 1}}
+    rows, models = seeds.score_recipes(candidates, "dense", x[:300], y[:300], x[300:], y[300:], 32, seed=0)
+    assert [r["recipe"] for r in rows] == list(models) == list(candidates)
+    for row in rows:
+        pred = networks.predict_proba(models[row["recipe"]], x[300:]).argmax(axis=1)
+        assert row["validation accuracy"] == np.mean(pred == y[300:])
+        assert row["CI low"] <= row["validation accuracy"] <= row["CI high"] and row["fit seconds"] > 0
+    assert seeds.chosen_recipe(rows) in candidates

@@ -17,7 +17,7 @@ from pathlib import Path
 DEFAULT_SEED = 42
 
 #: The datasets a whole run of the course accepts (``--dataset``, ``DATASET=``). ``load_dataset``
-#: also knows ``triplet-mnist``, chapter 8's 64×64 three-digit canvases, which is no dataset for
+#: also knows ``triplet-mnist``, chapter 9's 64×64 three-digit canvases, which is no dataset for
 #: every chapter.
 COURSE_DATASETS = ("auto", "mnist", "mnist-sample", "fashion", "noisy-mnist")
 

@@ -70,3 +70,7 @@ bench: setup ## time every notebook in PROFILE; write reports/bench.json
 clean: ## remove generated figures and caches (keeps .venv, the executed chapters and the report)
 	rm -rf figures/*.png reports/executed.partial .pytest_cache
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
+
+.PHONY: gpu-kit
+gpu-kit: ## download into .whl/ the wheels a GPU machine without internet lacks (then scripts/gpu/run.sh there; README, GPU)
+	bash scripts/gpu/wheels.sh

@@ -72,5 +72,18 @@ out["plateau_val_accuracy"] = history.history["val_accuracy"]
 estimator = training.CNNClassifier(epochs=1, batch_size=BATCH, seed=1).fit(x.reshape(len(x), -1), y)
 out["classifier_accuracy"] = float((estimator.predict(x_test.reshape(len(x_test), -1)) == y_test).mean())
 
+# The bench's time-to-accuracy on this backend: members trained together, test-time shifts.
+from mnistlab import bench  # noqa: E402
+
+recipes = {
+    "one": bench.Recipe("bn_cnn-16", 1, batch_size=BATCH),
+    "pair": bench.Recipe("bn_cnn-16", 2, batch_size=BATCH, members=2, all_images=True, shifts=True),
+}
+rows = bench.time_to_accuracy(recipes, dataset="mnist-sample", seed=0, max_train=N_FIT)["recipes"]
+out["bench"] = [
+    {k: row[k] for k in ("final_accuracy", "compile_seconds", "training_images", "curve", "member_seconds_to")}
+    for row in rows
+]
+
 with open(sys.argv[1], "w") as f:
     json.dump(out, f)

@@ -68,6 +68,15 @@ def test_the_chapters_entry_points_train_on_jax(cases):
     assert cases["classifier_accuracy"] > 0.2
 
 
+def test_bench_trains_recipes_in_the_loop_and_times_compiling_apart(cases):
+    one, pair = cases["bench"]
+    assert one["training_images"] < pair["training_images"] == 1024  # the pair trains on all images
+    assert len(one["curve"]) == 1 and len(pair["curve"]) == 2  # a point per epoch
+    assert len(pair["member_seconds_to"]) == 2
+    for row in (one, pair):
+        assert row["compile_seconds"] > 0 and row["final_accuracy"] > 0.15
+
+
 def test_device_augmentation_draws_from_the_ranges_of_augment():
     from mnistlab import jaxloop
 

@@ -149,7 +149,7 @@ def test_n_seeds_and_why_says_how_many_and_why():
     assert n == seeds.FULL_CPU_SEEDS and why.startswith(f"{n} seeds") and "GPU" in why
     n, why = seeds.n_seeds_and_why(None, "full", gpu=True)
     assert n == 100 and "published" in why
-    assert seeds.n_seeds_and_why(7, "smoke", gpu=False) == (7, "7 seeds, as the `n_seeds` parameter asks.")
+    assert seeds.n_seeds_and_why(7, "smoke", gpu=False) == (7, "7 seeds, as the n_seeds parameter asks.")
     with pytest.raises(ValueError):
         seeds.n_seeds_and_why(1, "quick", gpu=False)
 

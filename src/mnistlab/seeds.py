@@ -311,15 +311,15 @@ def n_seeds_and_why(n_seeds: int | None, profile, gpu: bool) -> tuple[int, str]:
     if n_seeds is not None:
         if n_seeds < 2:
             raise ValueError("n_seeds must be at least 2: one seed has no spread")
-        return n_seeds, f"{n_seeds} seeds, as the `n_seeds` parameter asks."
+        return n_seeds, f"{n_seeds} seeds, as the n_seeds parameter asks."
     n = default_n_seeds(name, gpu)
     if name == "full":
         why = (
             "as many as the published distribution, trained together on the GPU"
             if gpu
             else f"not the published distribution's {N_SEEDS['full']}: without a GPU each takes about 20 minutes on "
-            "2 CPU cores (set `n_seeds` for more)"
+            "2 CPU cores (set n_seeds for more)"
         )
     else:
-        why = f"the `{name}` profile's share of its time budget (the `full` profile trains {N_SEEDS['full']} on a GPU)"
+        why = f"the {name} profile's share of its time budget (the full profile trains {N_SEEDS['full']} on a GPU)"
     return n, f"{n} seeds: {why}."

@@ -32,6 +32,7 @@ KERNEL_DIR = ROOT / "build" / "colab-kernel"
 KERNEL = "colab-emulated"
 CLONE = Path("/content/mnistlab")  # where the notebooks' setup cell clones the course, as in Colab
 STUB = '"""Stand-in for Colab\'s google.colab module (make colab-check)."""\n'
+STUB_VERSION = "# stub 2: google.colab.output\n"  # change it to rebuild the runtime
 
 
 def find_python(given: str | None) -> str:
@@ -53,7 +54,7 @@ def run(*args, **kwargs) -> subprocess.CompletedProcess:
 def build_runtime(python: str) -> None:
     """Create the emulated runtime once (again when runtime.txt changes)."""
     stamp = VENV / ".runtime.txt"
-    if stamp.exists() and stamp.read_text() == RUNTIME.read_text():
+    if stamp.exists() and stamp.read_text() == RUNTIME.read_text() + STUB_VERSION:
         return
     shutil.rmtree(VENV, ignore_errors=True)
     print(
@@ -68,6 +69,7 @@ def build_runtime(python: str) -> None:
     stub = Path(site) / "google" / "colab"
     stub.mkdir(parents=True, exist_ok=True)
     (stub / "__init__.py").write_text(STUB)
+    (stub / "output.py").write_text('"""Stand-in for google.colab.output (JAX imports it in Colab)."""\n')
     (stub.parent / "__init__.py").touch()
     # Colab's kernel has google.colab imported at start-up: that is what the notebooks test.
     (Path(site) / "google_colab_stub.pth").write_text("import google.colab\n")
@@ -84,7 +86,7 @@ def build_runtime(python: str) -> None:
         "Colab (emulated)",
         stdout=subprocess.DEVNULL,
     )
-    stamp.write_text(RUNTIME.read_text())
+    stamp.write_text(RUNTIME.read_text() + STUB_VERSION)
 
 
 def freeze() -> dict[str, str]:

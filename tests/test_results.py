@@ -314,3 +314,233 @@ def test_table_latex_needs_no_nbconvert_and_shows_seconds_with_one_decimal():
     )
     latex = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "12.3 " in latex and "0.4 " in latex and "0.9877" in latex and "12.3457" not in latex
+
+
+# --------------------------------------------------------------------------- seed noise (the seeds chapter)
+
+RECIPE = "bn_cnn, one-cycle + augmentation, 2 epochs"
+
+
+def _seeds_chapter(ds, sd: float, members: int = 1, n_seeds: int = 5, ensemble_wrong: int = 2, notebook="07_s"):
+    """A synthetic seeds chapter: ``members`` networks of one recipe recorded from single seeds
+    (the first ``members`` of ``n_seeds``), their spread with a known ``sd``, and their ensemble."""
+    y = ds.y_test
+    records, predictions, accuracies = [], {}, []
+    for k in range(members):
+        pred = y.copy()
+        pred[: 10 + k] = (pred[: 10 + k] + 1) % 10
+        name = f"{RECIPE} (seed {42 + k})"
+        records.append(result_record(name, y, pred, fit_seconds=10.0, n_train=600))
+        predictions[name] = pred
+        accuracies.append(records[-1]["accuracy"])
+    ensemble = y.copy()
+    ensemble[:ensemble_wrong] = (ensemble[:ensemble_wrong] + 1) % 10
+    name = f"{RECIPE}, ensemble of {n_seeds} seeds (averaged probabilities)"
+    records.append(result_record(name, y, ensemble, fit_seconds=50.0, n_train=600, n_params=5 * 1234))
+    predictions[name] = ensemble
+    mean = float(np.mean(accuracies))
+    spread = {"n": n_seeds, "mean": mean, "sd": sd, "min": mean - sd, "max": mean + sd, "low": mean, "high": mean}
+    recipe = {"name": RECIPE.removeprefix("bn_cnn, "), "architecture": "bn_cnn", "seeds": n_seeds}
+    write_metrics(notebook, ds, records, predictions, recipe=recipe, seed_spread=spread)
+    return spread
+
+
+def test_leaderboard_has_one_row_for_the_seeds_mean_and_one_for_their_ensemble(two_chapters):
+    ds, _, _ = two_chapters
+    spread = _seeds_chapter(ds, sd=0.004, members=1, n_seeds=100)
+    board = results.leaderboard(results.load_metrics())
+    seeded = board[board["chapter"] == "07"]
+    assert sorted(seeded["model"]) == sorted(
+        [f"{RECIPE}, ensemble of 100 seeds (averaged probabilities)", f"{RECIPE}, mean of 100 seeds"]
+    )
+    mean = seeded[seeded["seed sd"].notna()].iloc[0]
+    assert mean["accuracy"] == pytest.approx(spread["mean"]) and mean["seed sd"] == pytest.approx(0.004)
+    assert mean["CI low"] < mean["accuracy"] < mean["CI high"] and mean["fit s"] == 10.0
+    assert np.isnan(mean["macro F1"])  # one of 100 seeds recorded: no mean macro F1
+    assert board.loc[board["chapter"] != "07", "seed sd"].isna().all()
+    assert "| – |" in results.readme_block(results.load_metrics(), {**_INFO, "dataset": ds.name})
+
+
+_INFO = {"profile": "smoke", "seed": 0, "git_commit": "c", "date": "d"}
+
+
+def test_leaderboard_folds_every_recorded_seed_into_one_row(two_chapters):
+    ds, _, _ = two_chapters
+    _seeds_chapter(ds, sd=0.003, members=5, n_seeds=5)
+    board = results.leaderboard(results.load_metrics())
+    assert not board["model"].str.contains(r"\(seed \d+\)").any()
+    mean = board[board["model"] == f"{RECIPE}, mean of 5 seeds"]
+    assert len(mean) == 1 and mean["macro F1"].notna().all()
+    assert mean["accuracy"].iloc[0] == pytest.approx(np.mean([1 - (10 + k) / len(ds.y_test) for k in range(5)]))
+
+
+def test_seed_study_reads_the_spread_and_its_recipe(two_chapters):
+    ds, _, _ = two_chapters
+    assert results.seed_study(results.load_metrics()) is None
+    _seeds_chapter(ds, sd=0.005, n_seeds=10)
+    study = results.seed_study(results.load_metrics())
+    assert (study["recipe"], study["n"], study["chapter"]) == (RECIPE, 10, "07")
+    assert study["threshold"] == pytest.approx(1.96 * 0.005 * np.sqrt(2), rel=1e-3)
+    sentence = results.seed_noise_sentence(study)
+    assert f"({RECIPE}) from 10 seeds" in sentence and "sd of 0.500 points" in sentence and "1.39 points" in sentence
+
+
+def test_significance_table_judges_each_pair_against_seed_noise(two_chapters):
+    ds, good, _ = two_chapters
+    y = ds.y_test
+    close = good.copy()
+    close[6:8] = (close[6:8] + 1) % 10  # 2 more errors than good: 2/300 = 0.67 points
+    write_metrics("04_d", ds, [result_record("close", y, close, n_train=600)], {"close": close})
+    # sd 0.5 points: two single runs differ by up to 1.96 * 0.5 * sqrt(2) = 1.39 points from their seeds
+    _seeds_chapter(ds, sd=0.005)
+    metrics = results.load_metrics()
+    study = results.seed_study(metrics)
+    y_true, predictions = results.all_predictions(metrics)
+    table = results.significance_table(y_true, predictions, ["good", "close", "poor"], study=study).set_index(
+        "compared with"
+    )
+    assert table.loc["close", "seed noise"] == "within seed noise"  # 0.67 < 1.39
+    assert table.loc["poor", "seed noise"] == "beyond seed noise"  # 54/300 = 18 points
+    assert table.loc["close", "difference (points)"] == "+0.67"
+    assert all(len(str(c)) <= 21 for c in table.reset_index().columns)
+    # a wider seed spread (sd 8 points: 22 points from seeds alone) swallows both
+    wide = {**study, "sd": 0.08}
+    table = results.significance_table(y_true, predictions, ["good", "close", "poor"], study=wide)
+    assert set(table["seed noise"]) == {"within seed noise"}
+    # no seeds chapter: no column, and a sentence that says so
+    table = results.significance_table(y_true, predictions, ["good", "close", "poor"])
+    assert "seed noise" not in table.columns and "difference (points)" not in table.columns
+    assert "not measured" in results.seed_noise_sentence(None)
+
+
+def test_significance_table_with_seed_noise_fits_the_page(two_chapters):
+    ds, _, _ = two_chapters
+    _seeds_chapter(ds, sd=0.005)
+    metrics = results.load_metrics()
+    y_true, predictions = results.all_predictions(metrics)
+    long_name = "bn_cnn, one-cycle + augmentation, ensemble of 5 (averaged probabilities, test-time shifts)"
+    predictions[long_name] = predictions.pop("good")
+    table = results.significance_table(y_true, predictions, [long_name, "poor"], study=results.seed_study(metrics))
+    assert "landscape" not in plots.Table(table, index=False)._repr_latex_()
+
+
+def test_executive_summary_judges_its_comparisons_against_seed_noise(two_chapters):
+    ds, good, _ = two_chapters
+    y = ds.y_test
+    close = good.copy()
+    close[6:8] = (close[6:8] + 1) % 10
+    write_metrics("04_d", ds, [result_record("close", y, close, n_train=600)], {"close": close})
+    text = results.executive_summary(results.load_metrics(), {"source": "S"})
+    assert "leads the runner-up (close) by 0.67 points (2 test images)" in text
+    assert "seed noise was not measured" in text and "within seed noise" not in text
+    # the seeds chapter: sd 0.5 points, 10 seeds; its ensemble makes 2 errors (the best model, 99.33%)
+    _seeds_chapter(ds, sd=0.005, n_seeds=10, ensemble_wrong=2)
+    text = results.executive_summary(results.load_metrics(), {"source": "S"})
+    assert f": within seed noise. Chapter 7 trained {RECIPE} from 10 seeds (sd 0.500 points)" in text
+    assert "differ by up to 1.39 points (1.96 × sd × √2) by seed alone" in text
+    mean = 1 - 10 / len(y)
+    gain = 100 * ((1 - 2 / len(y)) - mean)
+    assert f"over one network of the same recipe (the mean of its 10 seeds, chapter 7): +{gain:.2f} points" in text
+    # 1.96 * 0.5 * sqrt(1 + 1/10) = 1.03 points for one ensemble against the mean of 10 single networks
+    assert "beyond seed noise (up to 1.03 points for one ensemble against a mean of 10)" in text
+    assert "over the best single network" not in text  # chapter 6's contrast, not the seeds chapter's ensemble
+    # the headline: the ensemble leads good by 4/300 = 1.33 points, less than 1.39
+    assert "leads the runner-up (good) by 1.33 points (4 test images): within seed noise." in text
+
+
+def test_test_time_shifts_are_compared_with_the_same_ensemble_when_the_seeds_chapter_ran(two_chapters):
+    ds, good, _ = two_chapters
+    y = ds.y_test
+    plain, shifted = good.copy(), good.copy()
+    wrong = np.flatnonzero(good != y)
+    plain[wrong[:2]] = y[wrong[:2]]
+    shifted[wrong[:5]] = y[wrong[:5]]
+    name = "bn_cnn, ensemble of 5"
+    write_metrics(
+        "06_e",
+        ds,
+        [
+            result_record(f"{name} (averaged probabilities)", y, plain, n_params=5 * 1234),
+            result_record(f"{name} (averaged probabilities, test-time shifts)", y, shifted, n_params=5 * 1234),
+        ],
+        {f"{name} (averaged probabilities)": plain, f"{name} (averaged probabilities, test-time shifts)": shifted},
+    )
+    _seeds_chapter(ds, sd=0.005, ensemble_wrong=0)  # its ensemble is the most accurate of all
+    text = results.executive_summary(results.load_metrics(), {"source": "S"})
+    assert f"same ensemble: +1.00 points ({name} (averaged probabilities) to {name} (averaged" in text
+    assert f"over the best single network: +0.67 points (good to {name} (averaged probabilities);" in text
+    assert "not significant at 5%; within seed noise)." in text  # 1.00 and 0.67 points, both < 1.39
+
+
+def test_classical_contrasts_are_not_judged_by_a_networks_seed_noise(two_chapters):
+    ds, _, _ = two_chapters
+    y = ds.y_test
+    svc, pca_svc = y.copy(), y.copy()
+    svc[:40] = (svc[:40] + 1) % 10
+    pca_svc[:10] = (pca_svc[:10] + 1) % 10
+    write_metrics(
+        "04_c",
+        ds,
+        [result_record("SVC (RBF)", y, svc, n_train=600), result_record("PCA + SVC (tuned)", y, pca_svc)],
+        {"SVC (RBF)": svc, "PCA + SVC (tuned)": pca_svc},
+    )
+    _seeds_chapter(ds, sd=0.005)
+    text = results.executive_summary(results.load_metrics(), {"source": "S"})
+    assert "(SVC (RBF) to PCA + SVC (tuned); McNemar's test p < 0.001, significant at 5%)." in text
+
+
+def test_accuracy_vs_time_shows_the_seeds_spread():
+    board = _board().assign(**{"seed sd": [np.nan, 0.001, np.nan]})
+    fig = plots.accuracy_vs_time(board)
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "mean over seeds: one seed's 95% range" in legend
+    assert fig.axes[0].get_ylim()[0] < 0.9965 - 1.96 * 0.001
+    fig = plots.accuracy_vs_time(_board())  # no seeds chapter: no such entry
+    assert all("seeds" not in t.get_text() for t in fig.axes[0].get_legend().get_texts())
+
+
+def test_heatmap_in_percent_shows_differences_at_8_pt_without_overlap():
+    import pandas as pd
+
+    names = [f"model {i} with a rather long descriptive name (averaged probabilities)" for i in range(20)]
+    values = np.full((20, 10), 99.7)
+    values[:, 1] = 100.0
+    frame = pd.DataFrame(values, index=names, columns=list("0123456789"))
+    fig = plots.heatmap(frame, fmt=".1f")
+    width, height = fig.get_size_inches()
+    scale = min(1.0, plots.PRINT_WIDTH_IN / width, plots.PRINT_HEIGHT_IN / height)
+    texts = fig.axes[0].texts
+    assert {t.get_text() for t in texts} == {"99.7", "100.0"}
+    assert min(t.get_fontsize() for t in texts) * scale >= 8
+    fig.canvas.draw()
+    row = sorted(
+        (t for t in texts if t.get_position()[1] == texts[0].get_position()[1]), key=lambda t: t.get_position()
+    )
+    boxes = [t.get_window_extent() for t in row]
+    assert not any(a.overlaps(b) for a, b in zip(boxes, boxes[1:]))
+
+
+def test_digit_grid_at_printed_size_prints_its_labels_at_8_pt():
+    images = np.random.default_rng(0).random((21, 28, 28))
+    labels = [f"{i % 10}\n{100 if i < 5 else 95}% wrong" for i in range(21)]
+    fig = plots.digit_grid(images, labels, n_cols=7, printed=True)
+    width, _ = fig.get_size_inches()
+    assert width <= plots.PRINT_WIDTH_IN + 1e-6
+    titles = [ax.title for ax in fig.axes if ax.get_title()]
+    assert len(titles) == 21 and min(t.get_fontsize() for t in titles) >= plots.PRINT_FONT_PT
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in titles]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    import io
+
+    from PIL import Image
+
+    saved = io.BytesIO()
+    fig.savefig(saved, dpi=100, bbox_inches="tight")  # as save_fig does: with its margin
+    assert Image.open(saved).size[0] <= 100 * 5.86  # the report's text width: printed at its own size
+    # one line, "5 (100% wrong)": 10 columns have no room for it, so the grid takes fewer
+    fig = plots.digit_grid(images, [label.replace("\n", " (") + ")" for label in labels], n_cols=10, printed=True)
+    assert fig.axes[0].get_gridspec().ncols < 10
+    fig.canvas.draw()
+    boxes = [ax.title.get_window_extent() for ax in fig.axes if ax.get_title()]
+    assert len(boxes) == 21 and not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])

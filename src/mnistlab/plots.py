@@ -97,25 +97,59 @@ def save_fig(fig, name: str, caption: str | None = None, tight: bool = True) -> 
             plt.close(fig)
 
 
-def digit_grid(images, labels=None, class_names=None, n_cols: int = 10, title: str | None = None, size: float = 0.9):
-    """A grid of 28×28 images with optional labels above each."""
+def digit_grid(
+    images,
+    labels=None,
+    class_names=None,
+    n_cols: int = 10,
+    title: str | None = None,
+    size: float = 0.9,
+    printed: bool = False,
+):
+    """A grid of 28×28 images with optional labels above each.
+
+    ``printed``: drawn at its printed size (:data:`PRINT_WIDTH_IN` wide, ``size`` ignored), so its
+    labels, which may have several lines, print at :data:`PRINT_FONT_PT`: with at most ``n_cols``
+    columns, fewer where a label's widest line needs more room (Fashion-MNIST's "T-shirt/top")."""
     images = np.asarray(images)
-    n_rows = int(np.ceil(len(images) / n_cols))
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * size, n_rows * size * 1.15), squeeze=False)
+    texts = None
+    if labels is not None:
+        texts = [
+            class_names[label] if class_names is not None and not isinstance(label, str) else str(label)
+            for label in labels
+        ]
+    if printed:
+        width = PRINT_WIDTH_IN - 0.15  # save_fig's margin: the outer labels reach the figure's edges
+        widest = max((len(line) for t in texts or [] for line in t.split("\n")), default=0)
+        fits = int(0.85 * width * 72 / max(1e-9, widest * _CHAR_EM * PRINT_FONT_PT))  # room between two labels
+        n_cols = max(1, min(n_cols, fits))
+        column = width / n_cols
+        lines = max((t.count("\n") + 1 for t in texts or []), default=0)
+        label_in = lines * PRINT_FONT_PT * 1.25 / 72 + (0.04 if lines else 0)
+        image_in = 0.92 * column
+        n_rows = int(np.ceil(len(images) / n_cols))
+        fig, axes = plt.subplots(
+            n_rows,
+            n_cols,
+            figsize=(width, n_rows * (image_in + label_in) + 0.1 + (0.3 if title else 0)),
+            squeeze=False,
+            layout="constrained",
+        )
+        fig.get_layout_engine().set(w_pad=0.01, h_pad=0.01, wspace=0.0, hspace=0.0)
+        fontsize = PRINT_FONT_PT
+    else:
+        n_rows = int(np.ceil(len(images) / n_cols))
+        fig, axes = plt.subplots(n_rows, n_cols, figsize=(n_cols * size, n_rows * size * 1.15), squeeze=False)
+        fontsize = 8
     for ax in axes.ravel():
         ax.axis("off")
     for i, (ax, image) in enumerate(zip(axes.ravel(), images)):
         side = int(round(np.sqrt(image.size)))
         ax.imshow(image.reshape(side, side), cmap="binary", interpolation="nearest")
-        if labels is not None:
-            label = labels[i]
-            ax.set_title(
-                class_names[label] if class_names is not None and not isinstance(label, str) else str(label),
-                fontsize=8,
-                pad=2,
-            )
+        if texts is not None:
+            ax.set_title(texts[i], fontsize=fontsize, pad=2, linespacing=1.1)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, **({"fontsize": PRINT_FONT_PT + 1} if printed else {}))
     return fig
 
 
@@ -568,8 +602,8 @@ def misclassified_gallery(x, y_true, proba, class_names, n: int = 24, n_cols: in
 
 def place_labels(ax, xs, ys, texts, fontsize: float = PRINT_FONT_PT, marker_pt: float = 4.0) -> list:
     """Write ``texts`` beside the points ``(xs, ys)`` of ``ax`` so that no two labels overlap and
-    no label covers a point: each takes the nearest free place around its point (a thin leader
-    line joins the ones pushed further out). Call it once the axes' limits and scales are final.
+    no label covers a point or the axes' legend: each takes the nearest free place around its point
+    (a thin leader line joins the ones pushed further out). Call it once the axes' limits and scales are final.
     Returns the annotations."""
     fig = ax.figure
     fig.canvas.draw()
@@ -579,6 +613,9 @@ def place_labels(ax, xs, ys, texts, fontsize: float = PRINT_FONT_PT, marker_pt: 
     x_min, y_min, x_max, y_max = (v * to_pt for v in (box.x0, box.y0, box.x1, box.y1))
     angles = np.deg2rad([45, 0, 90, 315, 135, 270, 180, 225, 20, 70, 110, 160, 200, 250, 290, 340])
     placed, annotations = [], []
+    if ax.get_legend() is not None:  # drawn already: labels keep out of it
+        legend = ax.get_legend().get_window_extent()
+        placed.append(tuple(v * to_pt for v in (legend.x0, legend.y0, legend.x1, legend.y1)))
 
     def free(b):
         if b[0] < x_min or b[1] < y_min or b[2] > x_max or b[3] > y_max:
@@ -632,7 +669,9 @@ _ACCURACY_TICKS = (0.5, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995, 0.997, 0.998, 0
 def accuracy_vs_time(board):
     """Test accuracy against training time, one numbered point per model of the leaderboard
     ``board`` (1 = its first row, the most accurate), its colour the chapter, its shape where it
-    trained (CPU or GPU seconds are not the same seconds); a key below names the numbers.
+    trained (CPU or GPU seconds are not the same seconds); a key below names the numbers. A row
+    with a ``seed sd`` (the mean of a recipe's networks from many seeds) also gets a wide, pale bar:
+    mean ± 1.96 sd, where one seed's network lands 95% of the time.
 
     Drawn at its printed size. The accuracy axis is stretched towards 100% (logit scale), where
     the best models crowd."""
@@ -670,9 +709,25 @@ def accuracy_vs_time(board):
             capsize=1.5,
             alpha=0.9,
         )
+    # the mean of a recipe's networks trained from many seeds (the seeds chapter): where one seed's lands, 95%
+    seeded = board["seed sd"].notna() if "seed sd" in board else pd.Series(False, index=board.index)
+    for i in np.flatnonzero(seeded):
+        row = board.iloc[i]
+        reach = 1.96 * float(row["seed sd"])
+        ax.errorbar(
+            seconds[i],
+            row["accuracy"],
+            yerr=reach,
+            fmt="none",
+            ecolor=palette[row["chapter"]],
+            elinewidth=4,
+            alpha=0.35,
+            capsize=0,
+        )
     ax.set_xscale("log")
     ax.set_yscale("logit")
-    low, high = float(board["CI low"].min()), float(min(board["CI high"].max(), 0.9999))
+    spread_low = (board["accuracy"] - 1.96 * board["seed sd"]).min() if seeded.any() else np.inf
+    low, high = float(min(board["CI low"].min(), spread_low)), float(min(board["CI high"].max(), 0.9999))
     logit = np.log(np.array([low, high]) / (1 - np.array([low, high])))
     pad = 0.06 * (logit[1] - logit[0])
     ax.set_ylim(*(1 / (1 + np.exp(-(logit + [-pad, pad])))))
@@ -695,7 +750,9 @@ def accuracy_vs_time(board):
         for device, shape in shapes.items()
         if device in set(devices)
     ]
-    ax.legend(handles=handles, fontsize=PRINT_FONT_PT, loc="lower right", framealpha=0.9)
+    if seeded.any():
+        handles.append(plt.Line2D([], [], color="0.5", lw=4, alpha=0.5, label="mean over seeds: one seed's 95% range"))
+    ax.legend(handles=handles, fontsize=PRINT_FONT_PT, loc="best", framealpha=0.9)  # where fewest points are
     key.axis("off")
     place_labels(ax, seconds, board["accuracy"], numbers)
 
@@ -726,10 +783,14 @@ def accuracy_vs_time(board):
 def heatmap(frame, fmt: str = ".2f", cmap: str = "viridis", label_chars: int = 30, **kwargs):
     """A labelled, annotated heat map of a DataFrame (rows and columns as they are), drawn at its
     printed size so that its numbers print at 8.5 pt and its labels at 8 pt: row labels longer
-    than ``label_chars`` are wrapped, and a row is as tall as its label needs. ``kwargs`` go to
+    than ``label_chars`` are wrapped, a row is as tall as its label needs, and a column as wide as
+    its widest number (``fmt``: "100.0" needs more room than "0.99"). ``kwargs`` go to
     :meth:`~matplotlib.axes.Axes.pcolormesh` (``vmin``, ``vmax``...)."""
     values = frame.to_numpy(dtype=float)
     n_rows, n_cols = values.shape
+    shown = [[format(v, fmt) for v in row] for row in values]
+    number_chars = max((len(text) for row in shown for text in row), default=4)
+    number_in = number_chars * _CHAR_EM * 8.5 / 72 + 0.08  # "0.99" or "99.7": 0.34 in with room
 
     def layout(chars):
         labels = ["\n".join(_wrapped(r, chars)) for r in frame.index]
@@ -737,12 +798,13 @@ def heatmap(frame, fmt: str = ".2f", cmap: str = "viridis", label_chars: int = 3
         heights = np.maximum(0.22, (PRINT_FONT_PT * (1 + 0.95 * (lines - 1)) + 3) / 72)
         width = max(len(line) for label in labels for line in label.split("\n")) * _CHAR_EM * PRINT_FONT_PT / 72
         cell = min(0.7, (PRINT_WIDTH_IN - width - 0.2) / n_cols)
-        scale = min(1.0, PRINT_HEIGHT_IN / (heights.sum() + 0.45), cell / 0.34)  # 0.34 in: "0.99" with room
-        return scale, labels, heights, width, cell
+        scale = min(1.0, PRINT_HEIGHT_IN / (heights.sum() + 0.45), cell / number_in)
+        return scale, -heights.sum(), labels, heights, width, cell
 
-    # the widest labels that still print everything at full size: fewer lines, narrower cells
-    options = [layout(chars) for chars in (label_chars, int(label_chars * 1.4), int(label_chars * 1.8))]
-    _, labels, heights, label_width, cell_width = max(options, key=lambda o: o[0])
+    # the widest labels that still print everything at full size (fewer lines, narrower cells);
+    # narrower ones when the numbers need wider cells
+    widths = (label_chars, int(label_chars * 1.4), int(label_chars * 1.8), int(label_chars * 0.8))
+    _, _, labels, heights, label_width, cell_width = max((layout(c) for c in widths), key=lambda o: o[:2])
     edges = np.concatenate([[0.0], np.cumsum(heights)])
     fig, ax = plt.subplots(figsize=(label_width + 0.2 + cell_width * n_cols, edges[-1] + 0.45))
     mesh = ax.pcolormesh(np.arange(n_cols + 1), edges, values, cmap=cmap, **kwargs)
@@ -760,5 +822,5 @@ def heatmap(frame, fmt: str = ".2f", cmap: str = "viridis", label_chars: int = 3
                 continue
             red, green, blue, _ = mesh.cmap(mesh.norm(values[i, j]))
             ink = "black" if 0.299 * red + 0.587 * green + 0.114 * blue > 0.5 else "white"
-            ax.text(j + 0.5, centres[i], format(values[i, j], fmt), ha="center", va="center", fontsize=8.5, color=ink)
+            ax.text(j + 0.5, centres[i], shown[i][j], ha="center", va="center", fontsize=8.5, color=ink)
     return fig

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import config
+from . import config, seeds
 
 
 def load_metrics(directory: Path | None = None) -> dict[str, dict]:
@@ -60,32 +61,135 @@ def device_kind(device: str | None) -> str:
     return "GPU" if device and device.startswith("GPU") else "CPU"
 
 
+#: A network of the seeds chapter trained from one seed: ``"<recipe> (seed 42)"``.
+_SEED_RECORD = re.compile(r"^(?P<recipe>.*) \(seed \d+\)$")
+
+
+def seed_study(metrics: dict[str, dict]) -> dict | None:
+    """What the seeds chapter measured, or None when no chapter recorded a seed spread.
+
+    ``{"notebook", "chapter", "recipe", "n", "mean", "sd", "threshold", "n_test"}``: one recipe
+    trained from ``n`` seeds, its single networks' test accuracies (mean, ``sd``, fractions), and
+    ``threshold``, the largest difference between two single runs that re-seeding alone explains
+    at 95% (:func:`seeds.noise_threshold`: 1.96 × sd × √2)."""
+    for notebook, payload in metrics.items():
+        spread = payload.get("seed_spread")
+        if payload.get("variant") or not spread or spread.get("sd") is None or spread.get("n", 0) < 2:
+            continue
+        recipe = payload.get("recipe") or {}
+        name = ", ".join(str(part) for part in (recipe.get("architecture"), recipe.get("name")) if part)
+        n_test = next((int(r["n_test"]) for r in payload.get("results", []) if r.get("n_test")), None)
+        return {
+            "notebook": notebook,
+            "chapter": notebook[:2],
+            "recipe": name or "one recipe",
+            "n": int(spread["n"]),
+            "mean": float(spread["mean"]),
+            "sd": float(spread["sd"]),
+            "threshold": float(seeds.noise_threshold(spread["sd"])),
+            "n_test": n_test,
+        }
+    return None
+
+
+def seed_verdict(difference: float, study: dict | None, runs_a: int = 1, runs_b: int = 1) -> str | None:
+    """The verdict, "within seed noise" or "beyond seed noise", for a difference in accuracy (a fraction)
+    between two models, judged by the seeds chapter's sd (:func:`seeds.within_seed_noise`);
+    None without a seed study."""
+    if study is None:
+        return None
+    within = seeds.within_seed_noise(difference, study["sd"], runs_a, runs_b)
+    return "within seed noise" if within else "beyond seed noise"
+
+
+def seed_noise_sentence(study: dict | None) -> str:
+    """The rule behind "within seed noise", and where its sd came from (or that it is missing)."""
+    if study is None:
+        return (
+            "The seeds chapter's metrics are not in this run, so seed noise was not measured and no "
+            "difference is judged against it (run chapter 7 to add that column)."
+        )
+    return (
+        f"Seed noise: chapter {study['chapter'].lstrip('0')} trained one recipe ({study['recipe']}) from "
+        f"{study['n']} seeds; its single networks' test accuracies have an sd of {100 * study['sd']:.3f} points. "
+        f"Two single runs differ by up to 1.96 × sd × √2 = {100 * study['threshold']:.2f} points "
+        f"({study['threshold'] * (study['n_test'] or 0):.0f} test images) from their seeds alone, so a pair whose "
+        f"accuracies differ by less is within seed noise. The yardstick is that one recipe's: other networks "
+        f"may vary more or less from seed to seed, and ensembles vary less."
+        if study["n_test"]
+        else f"Seed noise: chapter {study['chapter'].lstrip('0')} trained one recipe ({study['recipe']}) from "
+        f"{study['n']} seeds (sd {100 * study['sd']:.3f} points); a pair whose accuracies differ by less than "
+        f"1.96 × sd × √2 = {100 * study['threshold']:.2f} points is within seed noise."
+    )
+
+
+def _row(model: str, notebook: str, payload: dict, r: dict) -> dict:
+    return {
+        "model": model,
+        "chapter": notebook[:2],
+        "accuracy": r["accuracy"],
+        "CI low": r["ci95"][0],
+        "CI high": r["ci95"][1],
+        "macro F1": r["macro_f1"],
+        "fit s": r["fit_seconds"],
+        "fit on": device_kind(r.get("device") or payload.get("device")),
+        "predict s / 1,000": 1000 * r["predict_seconds"] / max(1, r["n_test"]),
+        "parameters": r.get("n_params"),
+        "n train": r["n_train"],
+        "n test": r["n_test"],
+        "seed sd": np.nan,
+    }
+
+
+def _mean_over_seeds(notebook: str, payload: dict, records: list[dict]) -> dict:
+    """One leaderboard row for a recipe's networks trained from many seeds (the seeds chapter
+    records one of them, or all): the mean accuracy over the chapter's seeds, its Wilson interval
+    on the test set, the seeds' sd, and one network's seconds."""
+    spread = payload.get("seed_spread")
+    if not spread or len(records) > spread.get("n", 0):
+        spread = seeds.seed_spread([r["accuracy"] for r in records]) if len(records) > 1 else None
+    first = records[0]
+    recipe = _SEED_RECORD.match(first["model"])["recipe"]
+    if spread is None:  # one seed recorded and no spread: it stands for itself
+        return _row(first["model"], notebook, payload, first)
+    low, high = seeds.binomial_interval(spread["mean"], int(first["n_test"]))
+    n, predict = len(records), float(np.mean([r["predict_seconds"] for r in records]))
+    row = _row(f"{recipe}, mean of {spread['n']} seeds", notebook, payload, first)
+    row.update(
+        {
+            "accuracy": spread["mean"],
+            "CI low": low,
+            "CI high": high,
+            "macro F1": float(np.mean([r["macro_f1"] for r in records])) if n == spread["n"] else np.nan,
+            "fit s": float(np.mean([r["fit_seconds"] for r in records])),
+            "predict s / 1,000": 1000 * predict / max(1, first["n_test"]),
+            "seed sd": spread["sd"],
+        }
+    )
+    return row
+
+
 def leaderboard(metrics: dict[str, dict], task: str = "multiclass") -> pd.DataFrame:
     """One row per model of ``task`` across all chapters, most accurate first; ``fit on`` says
-    where ``fit s`` was spent (a report built through the cache may mix machines)."""
+    where ``fit s`` was spent (a report built through the cache may mix machines).
+
+    The seeds chapter's networks of one recipe from single seeds become one row, "<recipe>, mean
+    of N seeds": the mean accuracy over its seeds (interval: Wilson's for one model at that
+    accuracy), one network's seconds, and ``seed sd`` (a fraction; empty for every other row)."""
     rows = []
     for notebook, payload in metrics.items():
         if payload.get("variant"):  # other test images (noisy, multi-digit): see variant_table
             continue
-        for r in payload["results"]:
-            if r.get("task", "multiclass") != task:
-                continue
-            rows.append(
-                {
-                    "model": r["model"],
-                    "chapter": notebook[:2],
-                    "accuracy": r["accuracy"],
-                    "CI low": r["ci95"][0],
-                    "CI high": r["ci95"][1],
-                    "macro F1": r["macro_f1"],
-                    "fit s": r["fit_seconds"],
-                    "fit on": device_kind(r.get("device") or payload.get("device")),
-                    "predict s / 1,000": 1000 * r["predict_seconds"] / max(1, r["n_test"]),
-                    "parameters": r.get("n_params"),
-                    "n train": r["n_train"],
-                    "n test": r["n_test"],
-                }
-            )
+        records = [r for r in payload["results"] if r.get("task", "multiclass") == task]
+        by_seed: dict[str, list[dict]] = {}
+        if payload.get("seed_spread"):
+            for r in records:
+                match = _SEED_RECORD.match(r["model"])
+                if match:
+                    by_seed.setdefault(match["recipe"], []).append(r)
+        seeded = {id(r) for group in by_seed.values() for r in group}
+        rows += [_row(r["model"], notebook, payload, r) for r in records if id(r) not in seeded]
+        rows += [_mean_over_seeds(notebook, payload, group) for group in by_seed.values()]
     table = pd.DataFrame(rows)
     if table.empty:
         return table
@@ -119,23 +223,32 @@ def all_predictions(metrics: dict[str, dict], directory: Path | None = None):
     return y_true, found
 
 
-def significance_table(y_true, predictions: dict, order: list[str], top: int = 6) -> pd.DataFrame:
+def significance_table(
+    y_true, predictions: dict, order: list[str], top: int = 6, study: dict | None = None
+) -> pd.DataFrame:
     """McNemar's test between the first model of ``order`` (the leader) and each of the next ones.
 
     The columns have short names (the leader's name can be 90 characters long; the caption
-    names it), so the table fits the page."""
+    names it), so the table fits the page. With the seeds chapter's ``study`` (:func:`seed_study`)
+    the difference in accuracy is judged against seed noise too (``seed noise``: "within seed
+    noise" or "beyond seed noise", two single runs); without it that column is left out."""
+    y_true = np.asarray(y_true)
     best, rows = order[0], []
     for other in order[1:top]:
         result = mcnemar(y_true, predictions[best], predictions[other])
-        rows.append(
-            {
-                "compared with": other,
-                "only the leader right": result["only first right"],
-                "only the other right": result["only second right"],
-                "p-value": result["p-value"],
-                "significant at 5%": "yes" if result["p-value"] < 0.05 else "no",
-            }
-        )
+        right = {m: np.asarray(predictions[m]) == y_true for m in (best, other)}
+        difference = right[best].mean() - right[other].mean()
+        row = {
+            "compared with": other,
+            "only the leader right": result["only first right"],
+            "only the other right": result["only second right"],
+            "p-value": result["p-value"],
+            "significant at 5%": "yes" if result["p-value"] < 0.05 else "no",
+        }
+        if study is not None:
+            row["difference (points)"] = f"{100 * difference:+.2f}"
+            row["seed noise"] = seed_verdict(difference, study)
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -164,28 +277,41 @@ def references(dataset: str) -> pd.DataFrame:
     return table
 
 
+#: The seeds chapter's ensemble: "<recipe>, ensemble of N seeds (averaged probabilities)".
+_SEEDS_ENSEMBLE = re.compile(r", ensemble of \d+ seeds \(")
+
+
 def _averaged_ensemble(model: str) -> bool:
-    """An ensemble of averaged probabilities without test-time shifts (chapter 6's naming)."""
-    return "ensemble" in model and model.endswith("(averaged probabilities)")
+    """An ensemble of averaged probabilities without test-time shifts (chapter 6's naming; the
+    seeds chapter's ensemble has a contrast of its own)."""
+    return "ensemble" in model and model.endswith("(averaged probabilities)") and not _SEEDS_ENSEMBLE.search(model)
+
+
+def _shifted_ensemble(model: str) -> bool:
+    return "ensemble" in model and model.endswith("(averaged probabilities, test-time shifts)")
 
 
 #: Comparisons the executive summary reports when both models ran: (what it measures, how to find
-#: the "before" model, how to find the "after" model) by name.
+#: the "before" model, given the "after" one, how to find the "after" model) by name.
 CONTRASTS = (
-    ("PCA before the RBF SVM, tuned by grid search", lambda m: m == "SVC (RBF)", lambda m: m == "PCA + SVC (tuned)"),
+    (
+        "PCA before the RBF SVM, tuned by grid search",
+        lambda m, _: m == "SVC (RBF)",
+        lambda m: m == "PCA + SVC (tuned)",
+    ),
     (
         "the small batch-normalised CNN over the Keras example's network and recipe",
-        lambda m: m == "simple_cnn (Keras example recipe)",
+        lambda m, _: m == "simple_cnn (Keras example recipe)",
         lambda m: m == "bn_cnn, one-cycle + augmentation",
     ),
     (
         "the one-cycle recipe over the textbook one, same network",
-        lambda m: m == "bn_cnn",
+        lambda m, _: m == "bn_cnn",
         lambda m: m == "bn_cnn, one-cycle",
     ),
     (
         "data augmentation, same network and recipe",
-        lambda m: m == "bn_cnn, one-cycle",
+        lambda m, _: m == "bn_cnn, one-cycle",
         lambda m: m == "bn_cnn, one-cycle + augmentation",
     ),
     (
@@ -195,14 +321,48 @@ CONTRASTS = (
     ),
     (
         "test-time shifts (answers averaged over the image and its four 1-pixel shifts), same ensemble",
-        _averaged_ensemble,
-        lambda m: "ensemble" in m and m.endswith("(averaged probabilities, test-time shifts)"),
+        lambda m, after: m == after.replace(", test-time shifts)", ")"),
+        _shifted_ensemble,
     ),
 )
 
 
-def _contrast_sentences(board: pd.DataFrame, metrics: dict[str, dict]) -> list[str]:
-    """One sentence per contrast of :data:`CONTRASTS` that this run measured, with McNemar's test."""
+def _network_chapters(metrics: dict[str, dict]) -> set[str]:
+    """Chapters that trained neural networks (a record with a parameter count), on the common test images."""
+    return {
+        name[:2]
+        for name, payload in metrics.items()
+        if not payload.get("variant") and any(r.get("n_params") for r in payload.get("results", []))
+    }
+
+
+def _seed_clause(verdict: str | None) -> str:
+    return f"; {verdict}" if verdict else ""
+
+
+def _seeds_contrast(board: pd.DataFrame, study: dict | None) -> str | None:
+    """The seeds chapter's ensemble over the mean of its single networks, judged against seed noise."""
+    if study is None:
+        return None
+    chapter = board[board["chapter"] == study["chapter"]]
+    mean = chapter[chapter["seed sd"].notna()]
+    ensemble = chapter[chapter["model"].map(lambda m: bool(_SEEDS_ENSEMBLE.search(m)))]
+    if mean.empty or ensemble.empty:
+        return None
+    mean, ensemble = mean.iloc[0], ensemble.iloc[0]
+    gain = ensemble["accuracy"] - mean["accuracy"]
+    limit = seeds.noise_threshold(study["sd"], 1, study["n"])
+    verdict = seed_verdict(gain, study, 1, study["n"])
+    return (
+        f"An ensemble of {study['n']} networks over one network of the same recipe (the mean of its {study['n']} "
+        f"seeds, chapter {study['chapter'].lstrip('0')}): {gain * 100:+.2f} points; {verdict} (up to "
+        f"{100 * limit:.2f} points for one ensemble against a mean of {study['n']})."
+    )
+
+
+def _contrast_sentences(board: pd.DataFrame, metrics: dict[str, dict], study: dict | None = None) -> list[str]:
+    """One sentence per contrast of :data:`CONTRASTS` that this run measured, with McNemar's test
+    and, with the seeds chapter's ``study``, whether the difference is within seed noise."""
     try:
         y_true, predictions = all_predictions(metrics)
     except ValueError:
@@ -210,29 +370,64 @@ def _contrast_sentences(board: pd.DataFrame, metrics: dict[str, dict]) -> list[s
     if y_true is None:
         return []
     singles = [m for m in board["model"] if m in predictions and "ensemble" not in m]
-    networks = [m for m, ch in zip(board["model"], board["chapter"]) if m in singles and ch in ("05", "06")]
+    network_chapters = _network_chapters(metrics)
+    chapter_of = dict(zip(board["model"], board["chapter"]))
+    networks = [m for m, ch in zip(board["model"], board["chapter"]) if m in singles and ch in network_chapters]
     sentences = []
 
-    def first(is_model):
-        return next((m for m in board["model"] if is_model(m) and m in predictions), None)
+    def first(is_model, *args):
+        return next((m for m in board["model"] if is_model(m, *args) and m in predictions), None)
 
     for label, before_is, after_is in CONTRASTS:
         after = first(after_is)
+        if not after:
+            continue
         if before_is:
-            before = first(before_is)
+            before = first(before_is, after)
         else:  # the best single network of the network chapters
             before = networks[0] if networks else None
-        if not after or not before or before == after:
+        if not before or before == after:
             continue
         gain = np.mean(predictions[after] == y_true) - np.mean(predictions[before] == y_true)
         test = mcnemar(y_true, predictions[before], predictions[after])
         verdict = "significant" if test["p-value"] < 0.05 else "not significant"
         p = "p < 0.001" if test["p-value"] < 0.001 else f"p = {test['p-value']:.3f}"
+        # seed noise is a network's: the classical models' contrasts are not judged by it
+        both_networks = {chapter_of[before], chapter_of[after]} <= network_chapters
+        seeded = _seed_clause(seed_verdict(gain, study)) if both_networks else ""
         sentences.append(
             f"{label[0].upper() + label[1:]}: {gain * 100:+.2f} points ({before} to {after}; McNemar's test "
-            f"{p}, {verdict} at 5%)."
+            f"{p}, {verdict} at 5%{seeded})."
         )
+    seeded = _seeds_contrast(board, study)
+    if seeded:
+        sentences.append(seeded)
     return sentences
+
+
+def _runs(row: pd.Series, study: dict | None) -> int:
+    """How many seeds a leaderboard row's accuracy averages: the seeds chapter's n for its mean row, else 1."""
+    return study["n"] if study and pd.notna(row.get("seed sd", np.nan)) else 1
+
+
+def _headline_noise(board: pd.DataFrame, study: dict | None, n_test: int) -> str:
+    """The best model against the runner-up, judged against seed noise (or why it cannot be)."""
+    if len(board) < 2:
+        return ""
+    best, second = board.iloc[0], board.iloc[1]
+    difference = best["accuracy"] - second["accuracy"]
+    lead = (
+        f"The best model leads the runner-up ({second['model']}) by {100 * difference:.2f} points "
+        f"({round(difference * n_test)} test images)"
+    )
+    if study is None:
+        return lead + "; seed noise was not measured (chapter 7's metrics are not in this run)."
+    verdict = seed_verdict(difference, study, _runs(best, study), _runs(second, study))
+    return (
+        f"{lead}: {verdict}. Chapter {study['chapter'].lstrip('0')} trained {study['recipe']} from {study['n']} "
+        f"seeds (sd {100 * study['sd']:.3f} points): two single runs differ by up to "
+        f"{100 * study['threshold']:.2f} points (1.96 × sd × √2) by seed alone."
+    )
 
 
 def _published_sentence(best: pd.Series, dataset: str, official: bool) -> str:
@@ -279,14 +474,18 @@ def executive_summary(metrics: dict[str, dict], info: dict) -> str:
             f"Convolutional networks over the best classical model ({top['model']}, {top['accuracy']:.2%}): "
             f"{cut:.0%} fewer test errors."
         )
-    helped += _contrast_sentences(board, metrics)
+    study = seed_study(metrics)
+    contrasts = _contrast_sentences(board, metrics, study)
+    helped += contrasts
     if helped:
         paragraphs.append("**What helped, and what did not.**\n\n" + "\n".join(f"- {h}" for h in helped))
     overlapping = board[(board["CI high"] >= best["CI low"]) & (board.index > 0)]
-    paragraphs.append(
+    sure = (
         f"**How sure we are.** {len(overlapping)} other model(s) have a 95% interval that overlaps the best one's; "
-        f"on {n_test:,} test images one image is {100 / n_test:.2f} points, so smaller differences are noise."
+        f"on {n_test:,} test images one image is {100 / n_test:.2f} points, so smaller differences are noise. "
+        + _headline_noise(board, study, n_test)
     )
+    paragraphs.append(sure.rstrip())
     seconds = info.get("seconds", {})
     if seconds:
         slowest = max(seconds, key=seconds.get)
@@ -322,9 +521,10 @@ def readme_block(metrics: dict[str, dict], info: dict, top: int = 10) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for _, r in board.iterrows():
+        f1 = "–" if pd.isna(r["macro F1"]) else f"{r['macro F1']:.3f}"
         lines.append(
             f"| {r['model']} | {r['chapter']} | {r['accuracy']:.2%} | {r['CI low']:.2%}–{r['CI high']:.2%} "
-            f"| {r['macro F1']:.3f} | {r['fit s']:.0f} | {r['fit on']} |"
+            f"| {f1} | {r['fit s']:.0f} | {r['fit on']} |"
         )
     lines.append(README_END)
     return "\n".join(lines)

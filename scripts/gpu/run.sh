@@ -14,7 +14,9 @@
 # running then is interrupted, and what finished before it is packed all the same.
 #
 # The device call (carry the wheels and the MNIST cache; 16 cores):
-#   run(command="bash scripts/gpu/run.sh --only 05 07", carry=[".whl", "data/raw"], timeout_s=600)
+#   run(command="bash scripts/gpu/run.sh --only 05 07", carry=[".whl", "data/raw/mnist"], timeout_s=600)
+# (data/raw/mnist: the MNIST cache that `make data` filled; carry takes ignored paths, and data/raw
+# itself is not one, only what is in it)
 #
 # Options:
 #   --only NN [NN ...]   chapters by name prefix (default: none; give chapters, or --bench)
@@ -86,7 +88,7 @@ if compgen -G ".whl/*.whl" >/dev/null; then
         { say "pip could not install the wheels in .whl/"; exit 1; }
     say "installed $(ls .whl/*.whl | wc -l) wheels into $site"
 else
-    say "no .whl/ here: was it in carry? (make gpu-kit makes it; carry [\".whl\", \"data/raw\"])"
+    say "no .whl/ here: was it in carry? (make gpu-kit makes it; carry [\".whl\", \"data/raw/mnist\"])"
     mkdir -p "$site"
 fi
 export PYTHONPATH="$site:$root/src${PYTHONPATH:+:$PYTHONPATH}"
@@ -109,8 +111,8 @@ EOF
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
 # ---------------------------------------------------------------- (b) chapters
-if [[ ! -d data/raw ]] || [[ -z "$(ls -A data/raw 2>/dev/null)" ]]; then
-    say "warning: data/raw/ is empty here: carry it ([\".whl\", \"data/raw\"]), else the data must be downloaded (no internet)"
+if [[ "$dataset" != mnist-sample ]] && ! compgen -G "data/raw/*/*.gz" >/dev/null; then
+    say "warning: no data in data/raw/: carry it ([\".whl\", \"data/raw/mnist\"]); there is no internet to download it"
 fi
 mkdir -p "$MNISTLAB_OUTPUT/reports" "$MNISTLAB_OUTPUT/figures"
 study=$("$PY" -c 'import json,sys; i=json.load(open("reports/run.json")); print(i["dataset"], i["profile"])' 2>/dev/null)
@@ -148,20 +150,28 @@ fi
 if [[ -n "$bench" ]] && (($(left) > 30)); then
     say "time to accuracy on $dataset: ${recipes[*]:-every recipe} (budget $(left)s)"
     timeout --signal=INT --kill-after=30 "$(left)" "$PY" - "$dataset" "$bench_max_train" "${recipes[@]}" <<'EOF'
-import json
+import datetime
 import sys
 
 from mnistlab import bench, config
 from mnistlab.evaluation import write_json_atomic
 from mnistlab.results import bench_block
+from mnistlab.runner import git_commit, versions
 
 dataset, max_train, wanted = sys.argv[1], int(sys.argv[2]) or None, sys.argv[3:]
 recipes = {k: v for k, v in bench.RECIPES.items() if not wanted or any(w in k for w in wanted)}
 if not recipes:
     sys.exit(f"no recipe matches {wanted}: {list(bench.RECIPES)}")
 tta = bench.time_to_accuracy(recipes, dataset, max_train=max_train)
-path = write_json_atomic(config.reports_dir() / "time_to_accuracy.json", tta)
-print(bench_block({"time_to_accuracy": tta}))
+# shaped like reports/bench.json, so results.bench_block renders it (unpack.sh prints it here)
+record = {
+    "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"),
+    "git_commit": git_commit(),
+    "versions": versions(),
+    "time_to_accuracy": tta,
+}
+path = write_json_atomic(config.reports_dir() / "time_to_accuracy.json", record)
+print(bench_block(record))
 print(f"wrote {path}")
 EOF
     rc=$?

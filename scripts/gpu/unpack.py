@@ -134,6 +134,8 @@ def main(argv=None) -> int:
         if partial:
             _copy(partial, record / "executed.partial")
         for extra in ("run.json", "time_to_accuracy.json", "gpu-run.log", "gpu-run.txt"):
+            if extra == "run.json" and not executed and (record / extra).exists():
+                continue  # a run that finished no chapter keeps the record's settings as they were
             if (reports / extra).exists():
                 shutil.copy2(reports / extra, record / extra)
 
@@ -153,7 +155,8 @@ def main(argv=None) -> int:
         from mnistlab.results import bench_block
 
         print(f"time to accuracy measured there ({tta}, not merged into bench.json):")
-        print(bench_block({"time_to_accuracy": json.loads(tta.read_text())}))
+        measured = json.loads(tta.read_text())
+        print(bench_block(measured if "time_to_accuracy" in measured else {"time_to_accuracy": measured}))
 
     # 4. run.json (and the results chapter) of the output folder
     if args.no_refresh or not executed:
@@ -166,11 +169,15 @@ def main(argv=None) -> int:
     from mnistlab.runner import status
 
     states = status(dataset, profile, info.get("seed", 42))
-    stale = [s.name for s in states if s.stale and not is_results_chapter(Path(s.name))]
+    stale = [s for s in states if s.stale and not is_results_chapter(Path(s.name))]
     results = [s.name for s in states if is_results_chapter(Path(s.name))]
     brought = {p.name for p in executed}
     if stale:
-        print(f"not refreshing {dest}/reports/run.json: {len(stale)} chapter(s) there are stale: {', '.join(stale)}")
+        print(
+            f"not refreshing {dest}/reports/run.json: {len(stale)} chapter(s) there are stale (a GPU run of other code?):"
+        )
+        for state in stale:
+            print(f"  {state.line()}")
         print(f"(run them on the GPU, or here with MNISTLAB_OUTPUT={dest} python -m mnistlab run {' '.join(settings)})")
         return 0
     if results and results[0] not in brought and brought - set(results):

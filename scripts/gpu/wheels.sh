@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Download the wheels the GPU machine lacks (scripts/gpu/wheels.txt) into .whl/ (ignored by git),
 # for CPython 3.12 on manylinux x86_64: that machine's Python, whatever Python runs this script.
-# `make gpu-kit` runs it. Then a device `run` with carry [".whl", "data/raw"] can call
+# `make gpu-kit` runs it. Then a device `run` with carry [".whl", "data/raw/mnist"] can call
 # scripts/gpu/run.sh (see README, "GPU").
 #
 #   bash scripts/gpu/wheels.sh [DEST]      # DEST defaults to .whl (in the repository root)
@@ -67,7 +67,12 @@ EOF
 total=$(du -cb "$dest"/*.whl | tail -1 | cut -f1)
 ls -1 "$dest"
 printf '%d wheels, %.1f MB in %s/\n' "$(ls "$dest"/*.whl | wc -l)" "$(echo "$total / 1000000" | bc -l)" "$dest"
-if [[ -d data/raw ]]; then
-    printf 'with data/raw (%s) the carry [".whl", "data/raw"] is %s\n' \
-        "$(du -sh data/raw | cut -f1)" "$(du -ch "$dest" data/raw | tail -1 | cut -f1)"
-fi
+# what a device call sends: the working tree (tracked and untracked files git does not ignore)
+# plus the carried paths, at most 64 MiB in all
+tree=$(git ls-files -z -c -o --exclude-standard | du -cb --files0-from=- 2>/dev/null | tail -1 | cut -f1)
+carry=("$dest")
+[[ -d data/raw/mnist ]] && carry+=(data/raw/mnist) || echo "note: no data/raw/mnist yet (make data): the GPU machine cannot download it"
+carried=$(du -cb "${carry[@]}" | tail -1 | cut -f1)
+printf 'a device call with carry [%s] sends %.1f MB (working tree %.1f MB + carried %.1f MB; limit 64 MiB)\n' \
+    "$(printf '"%s", ' "${carry[@]}" | sed 's/, $//')" "$(echo "($tree + $carried) / 1000000" | bc -l)" \
+    "$(echo "$tree / 1000000" | bc -l)" "$(echo "$carried / 1000000" | bc -l)"

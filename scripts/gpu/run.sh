@@ -19,8 +19,8 @@
 # itself is not one, only what is in it)
 # A session is lent 15 minutes of device time in all, the machine's start (a minute or more)
 # included, and none is started with under 4 left: plan on ONE such call, its chapters fitting
-# the budget (on an H100 before the compiled JAX loop, chapters 5 and 8 took about 6.5 minutes
-# each). Emulated on 2 CPU cores (Python 3.12, JAX on the CPU): chapters 05-10 in smoke, 8.5 min.
+# the budget (on an H100 before the compiled JAX loop, chapters 5 and 8 took 6 and 6.5 minutes).
+# Emulated on 2 CPU cores (Python 3.12, JAX on the CPU): chapters 05-10 in smoke, 8.5 min.
 #
 # Options:
 #   --only NN [NN ...]   chapters by name prefix (default: none; give chapters, or --bench)

@@ -23,7 +23,7 @@ x_test, y_test = networks.images(ds.x_test[:N_TEST]), ds.y_test[:N_TEST]
 everything = np.arange(N_FIT)
 
 
-def members(seeds, augment=True, epochs=EPOCHS):
+def members(seeds, augment=True, epochs=EPOCHS, steps_per_call=None):
     models = [networks.build("bn_cnn", seed=s, filters=(8, 16, 32)) for s in seeds]
     histories = training.train_together(
         models,
@@ -36,6 +36,7 @@ def members(seeds, augment=True, epochs=EPOCHS):
         "one-cycle",
         augment,
         test=(x_test, y_test),
+        steps_per_call=steps_per_call,
     )
     return models, histories
 
@@ -56,6 +57,10 @@ out["together_vs_alone_max_diff"] = max(
     float(np.abs(probabilities(a) - probabilities(b)).max()) for a, b in zip(pair, alone)
 )
 out["rerun_max_diff"] = max(float(np.abs(probabilities(a) - probabilities(b)).max()) for a, b in zip(pair, again))
+whole_epochs, _ = members((1, 2), steps_per_call=0)  # an epoch per device call, as on a GPU
+out["epoch_per_call_max_diff"] = max(
+    float(np.abs(probabilities(a) - probabilities(b)).max()) for a, b in zip(pair, whole_epochs)
+)
 out["members_differ"] = float(np.abs(probabilities(pair[0]) - probabilities(pair[1])).max())
 out["compile_seconds"] = pair_histories[0].compile_seconds
 out["seconds"] = pair_histories[0].history["seconds"]

@@ -49,6 +49,11 @@ def test_members_trained_together_match_members_trained_alone(cases):
     assert cases["members_differ"] > 0.01  # and they are different networks (their own seeds)
 
 
+def test_an_epoch_per_device_call_trains_as_a_step_per_call(cases):
+    """The GPU's way (a whole epoch in one lax.scan) and the CPU's (a step per call) are one loop."""
+    assert cases["epoch_per_call_max_diff"] < 1e-4
+
+
 def test_same_seed_gives_the_same_numbers(cases):
     assert cases["rerun_max_diff"] == 0.0
 

@@ -47,6 +47,14 @@ def augment_batch(key, x):
     return sample(x, sx, sy)
 
 
+def default_steps_per_call() -> int:
+    """Steps per device call: a whole epoch (0) on a GPU or TPU, where one call per epoch leaves
+    the host nothing to do between steps; one on the CPU, where XLA ran the same step 4x slower
+    inside a ``lax.scan`` (even of one step) than called on its own (bn_cnn, batch 64, 2 cores:
+    about 300 against 1,300 images/s; make bench's 'loop' column measures it)."""
+    return 0 if jax.default_backend() in ("gpu", "tpu") else 1
+
+
 def select(keep, new, old):
     """``new`` where ``keep`` (one flag per member, the leading axis), else ``old``, leaf by leaf."""
     return jax.tree.map(lambda a, b: jnp.where(keep.reshape((-1,) + (1,) * (a.ndim - 1)), a, b), new, old)
@@ -67,10 +75,12 @@ class MemberTrainer:
     ``models``: Keras models of one architecture, each built from its own seed. ``optimizers``:
     one unbuilt Keras optimizer per member (the same kind and settings). ``loss``: a Keras loss
     on integer labels. ``x, y``: every image the members may train or validate on (float32,
-    N×…, integer labels); each member's own images are given as index arrays to :meth:`fit`.
+    N×…, integer labels); each member's own images are given as index arrays to
+    :meth:`run_epoch`. ``steps_per_call``: steps compiled into one device call (0: a whole epoch; None: see
+    :func:`default_steps_per_call`).
     """
 
-    def __init__(self, models, optimizers, loss, x, y, batch_size: int, augment: bool, seeds):
+    def __init__(self, models, optimizers, loss, x, y, batch_size: int, augment: bool, seeds, steps_per_call=None):
         self.models, self.optimizers, self.loss = list(models), list(optimizers), loss
         self.batch_size, self.augment = int(batch_size), bool(augment)
         self.keys = jnp.stack([jax.random.key(int(s)) for s in seeds])
@@ -86,7 +96,9 @@ class MemberTrainer:
         self._lr_index = next(
             (i for i, v in enumerate(optimizer.variables) if v is getattr(optimizer, "_learning_rate", None)), None
         )
-        self._epoch = jax.jit(jax.vmap(self._member_epoch, in_axes=(0, 0, 0, 0, None)), donate_argnums=0)
+        self._order = jax.jit(jax.vmap(self._member_order, in_axes=(0, 0, None)))
+        self._steps = jax.jit(jax.vmap(self._member_steps), donate_argnums=0)
+        self.steps_per_call = default_steps_per_call() if steps_per_call is None else steps_per_call
         self._predict = jax.jit(jax.vmap(self._member_predict, in_axes=(0, 0, None)))
         self._predict_own = jax.jit(jax.vmap(self._member_predict))  # each member its own images
         self._model, self._optimizer = model, optimizer
@@ -110,14 +122,19 @@ class MemberTrainer:
         trainable, optimizer_vars = self._optimizer.stateless_apply(optimizer_vars, grads, trainable)
         return (trainable, non_trainable, optimizer_vars), jnp.stack([loss, accuracy])
 
-    def _member_epoch(self, state, key, rows, active, epoch):
-        """One epoch of one member over its training ``rows`` (shuffled, in full batches: the last
-        batch is topped up from the start of the shuffled order)."""
+    def _member_order(self, key, rows, epoch):
+        """One member's batches for ``epoch``: its training ``rows`` shuffled, in full batches (the
+        last is topped up from the start of the order), and a random key for each step."""
         n, b = rows.shape[0], self.batch_size
         steps = -(-n // b)
         key = jax.random.fold_in(key, epoch)
         order = rows[jax.random.permutation(key, n)]
         order = jnp.concatenate([order, order[: steps * b - n]]).reshape(steps, b)
+        return order, jax.random.split(jax.random.fold_in(key, 1), steps)
+
+    def _member_steps(self, state, order, keys, active):
+        """Consecutive steps of one member (``order``: step × batch indices), folded into one
+        ``lax.scan``; returns the new state and the sums of the steps' loss and accuracy."""
 
         def step(carry, args):
             index, step_key = args
@@ -126,10 +143,14 @@ class MemberTrainer:
                 x = augment_batch(step_key, x.reshape(-1, *self._image_shape)).reshape(x.shape)
             return self.train_step(carry, (x, self.y[index]))
 
-        new_state, losses = jax.lax.scan(step, state, (order, jax.random.split(jax.random.fold_in(key, 1), steps)))
+        if order.shape[0] == 1:  # XLA on the CPU runs a step 4x slower inside any scan, even of one
+            new_state, metrics = step(state, (order[0], keys[0]))
+            metrics = metrics[None]
+        else:
+            new_state, metrics = jax.lax.scan(step, state, (order, keys))
         # A member that stopped early keeps its weights while the others go on.
         new_state = jax.tree.map(lambda new, old: jnp.where(active, new, old), new_state, state)
-        return new_state, losses.mean(axis=0)
+        return new_state, metrics.sum(axis=0)
 
     def _member_predict(self, trainable, non_trainable, x):
         """Class probabilities of one member for ``x`` (padded to whole evaluation batches)."""
@@ -166,19 +187,29 @@ class MemberTrainer:
         opt_vars[self._lr_index] = jnp.asarray(rates, dtype=opt_vars[self._lr_index].dtype)
         self.state = (self.state[0], self.state[1], opt_vars)
 
+    def _chunks(self, steps: int):
+        k = min(self.steps_per_call, steps) if self.steps_per_call > 0 else steps
+        return [(start, min(start + k, steps)) for start in range(0, steps, k)]
+
     def compile(self, rows) -> float:
-        """Compile the epoch for these ``rows`` ahead of training; return the seconds it took (an
-        epoch of another shape compiles again on its first call)."""
+        """Compile an epoch over these ``rows`` ahead of training; return the seconds it took."""
         start = time.perf_counter()
-        args = (self.state, self.keys, jnp.asarray(rows), jnp.ones(len(self.models), bool), 0)
-        self._epoch.lower(*args).compile()
+        order, keys = self._order.lower(self.keys, jnp.asarray(rows), 0).compile()(self.keys, jnp.asarray(rows), 0)
+        active = jnp.ones(len(self.models), bool)
+        for size in {b - a for a, b in self._chunks(order.shape[1])}:
+            self._steps.lower(self.state, order[:, :size], keys[:, :size], active).compile()
         return time.perf_counter() - start
 
     def run_epoch(self, rows, epoch: int, active) -> np.ndarray:
-        """Train every member one epoch on its ``rows`` (members × n index array); return each
-        member's mean training loss and accuracy (members × 2)."""
-        self.state, losses = self._epoch(self.state, self.keys, jnp.asarray(rows), jnp.asarray(active), epoch)
-        return np.asarray(losses)
+        """Train every member one epoch on its ``rows`` (members × n index array), in device calls of
+        :attr:`steps_per_call` steps; return each member's mean training loss and accuracy
+        (members × 2)."""
+        order, keys = self._order(self.keys, jnp.asarray(rows), epoch)
+        active, total = jnp.asarray(active), 0
+        for a, b in self._chunks(order.shape[1]):
+            self.state, sums = self._steps(self.state, order[:, a:b], keys[:, a:b], active)
+            total = total + sums
+        return np.asarray(total) / order.shape[1]
 
     def write_back(self, state=None) -> None:
         """Copy the trained weights (or those of ``state``) into the Keras models."""

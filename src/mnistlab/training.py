@@ -257,13 +257,15 @@ def train_together(
     patience: int | None = None,
     test=None,
     keep_probabilities: bool = False,
+    steps_per_call: int | None = None,
 ) -> list:
     """Train ``models`` (one architecture, each built from its own seed) in the compiled JAX loop,
     all at once: member ``i`` on the rows ``splits[i][0]`` of ``(x, y)``, validated on the rows
     ``splits[i][1]`` (or None), from ``seeds[i]``, with the same ``schedule`` as :func:`fit`. With
     ``test`` each epoch also records the test accuracy (members and ensemble; see
     :func:`jaxloop.fit_members`). Returns one Keras history per member, with ``compile_seconds``
-    (compiling is not counted in its ``seconds``); the models hold the trained weights."""
+    (compiling is not counted in its ``seconds``); the models hold the trained weights.
+    ``steps_per_call``: see :class:`jaxloop.MemberTrainer`."""
     from . import jaxloop
 
     config.check_name("schedule", schedule, SCHEDULES)
@@ -274,7 +276,7 @@ def train_together(
             compile_one_cycle(model, steps)
         optimizers.append(model.optimizer.__class__.from_config(model.optimizer.get_config()))
     loss = keras.losses.get(models[0].loss) if isinstance(models[0].loss, str) else models[0].loss
-    trainer = jaxloop.MemberTrainer(models, optimizers, loss, x, y, batch_size, augment, seeds)
+    trainer = jaxloop.MemberTrainer(models, optimizers, loss, x, y, batch_size, augment, seeds, steps_per_call)
     validated = all(v is not None for _, v in splits)
     patience = patience_for(epochs) if patience is None else patience
     histories = jaxloop.fit_members(

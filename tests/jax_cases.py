@@ -77,6 +77,23 @@ out["plateau_val_accuracy"] = history.history["val_accuracy"]
 estimator = training.CNNClassifier(epochs=1, batch_size=BATCH, seed=1).fit(x.reshape(len(x), -1), y)
 out["classifier_accuracy"] = float((estimator.predict(x_test.reshape(len(x_test), -1)) == y_test).mean())
 
+# The learning rate the host changes (plateaus, cosine) is the one the updates use, also under
+# mixed float16, where Keras wraps the optimizer in a LossScaleOptimizer: at rate 0 nothing moves.
+from mnistlab import jaxloop  # noqa: E402
+
+out["frozen_at_rate_0"] = {}
+for policy in ("float32", "mixed_float16"):
+    keras.mixed_precision.set_global_policy(policy)
+    model = networks.build("bn_cnn", seed=4, filters=(4, 8, 8), learning_rate=0.01)
+    optimizer = model.optimizer.__class__.from_config(model.optimizer.get_config())
+    trainer = jaxloop.MemberTrainer([model], [optimizer], keras.losses.get(model.loss), x, y, BATCH, False, [4])
+    before = [np.asarray(v) for v in trainer.state[0]]
+    trainer.set_learning_rates([0.0])
+    trainer.run_epoch(everything[None], 0, np.ones(1, bool))
+    moved = max(float(np.abs(np.asarray(v) - b).max()) for v, b in zip(trainer.state[0], before))
+    out["frozen_at_rate_0"][policy] = {"optimizer": type(optimizer).__name__, "moved": moved}
+keras.mixed_precision.set_global_policy("float32")
+
 # The bench's time-to-accuracy on this backend: members trained together, test-time shifts.
 from mnistlab import bench  # noqa: E402
 

@@ -54,6 +54,13 @@ def test_an_epoch_per_device_call_trains_as_a_step_per_call(cases):
     assert cases["epoch_per_call_max_diff"] < 1e-4
 
 
+def test_the_host_sets_the_learning_rate_the_updates_use(cases):
+    frozen = cases["frozen_at_rate_0"]
+    assert frozen["mixed_float16"]["optimizer"] == "LossScaleOptimizer"
+    for policy in ("float32", "mixed_float16"):
+        assert frozen[policy]["moved"] == 0.0
+
+
 def test_same_seed_gives_the_same_numbers(cases):
     assert cases["rerun_max_diff"] == 0.0
 

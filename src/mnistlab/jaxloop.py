@@ -76,8 +76,8 @@ class MemberTrainer:
     one unbuilt Keras optimizer per member (the same kind and settings). ``loss``: a Keras loss
     on integer labels. ``x, y``: every image the members may train or validate on (float32,
     N×…, integer labels); each member's own images are given as index arrays to
-    :meth:`run_epoch`. ``steps_per_call``: steps compiled into one device call (0: a whole epoch; None: see
-    :func:`default_steps_per_call`).
+    :meth:`run_epoch`. ``steps_per_call``: steps compiled into one device call (0: a whole epoch;
+    None: see :func:`default_steps_per_call`).
     """
 
     def __init__(self, models, optimizers, loss, x, y, batch_size: int, augment: bool, seeds, steps_per_call=None):
@@ -93,9 +93,9 @@ class MemberTrainer:
             _stack([_values(m.non_trainable_variables) for m in self.models]),
             _stack([_values(o.variables) for o in self.optimizers]),
         )
-        self._lr_index = next(
-            (i for i, v in enumerate(optimizer.variables) if v is getattr(optimizer, "_learning_rate", None)), None
-        )
+        updating = getattr(optimizer, "inner_optimizer", optimizer)  # under mixed float16, the wrapped one
+        rate = getattr(updating, "_learning_rate", None)
+        self._lr_index = next((i for i, v in enumerate(optimizer.variables) if v is rate), None)
         self._order = jax.jit(jax.vmap(self._member_order, in_axes=(0, 0, None)))
         self._steps = jax.jit(jax.vmap(self._member_steps), donate_argnums=0)
         self.steps_per_call = default_steps_per_call() if steps_per_call is None else steps_per_call

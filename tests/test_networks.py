@@ -147,3 +147,13 @@ def test_seed_members_train_on_every_image_from_their_own_seeds(small, capsys):
     np.testing.assert_allclose(runs[0], runs[1], atol=1e-5)  # the same command, the same members
     with pytest.raises(ValueError, match="one-cycle"):
         ensemble.seed_members("dense", x, y, k=1, epochs=1, schedule="plateau")
+
+
+def test_builders_take_their_initial_weights_from_their_seed():
+    """The same seed gives the same network whatever was built before it; another seed another."""
+    first = networks.build("bn_cnn", seed=7).get_weights()
+    networks.build("simple_cnn", seed=3)  # draws from Keras' generators in between
+    again = networks.build("bn_cnn", seed=7).get_weights()
+    other = networks.build("bn_cnn", seed=8).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not np.array_equal(first[0], other[0])

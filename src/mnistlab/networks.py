@@ -244,9 +244,9 @@ def build_bn_cnn(
     filters=(32, 64, 128),
 ) -> keras.Model:
     """A small batch-normalised CNN built for time-to-accuracy: 3×3 convolutions of 32, 64 and 128
-    ``filters`` (fewer for the bench's narrow variants), the first two followed by max pooling, then flattened into the classifier. About 1.3× the
-    multiply-adds of the Keras example's network; batch normalisation lets it train at a high
-    learning rate."""
+    ``filters`` (fewer in the bench's narrow variants), the first two followed by max pooling, then
+    flattened into the classifier. About 1.3× the multiply-adds of the Keras example's network;
+    batch normalisation lets it train at a high learning rate."""
     inputs, x = _inputs(input_shape, seed)
     for width, pool in zip(filters, (True, True, False)):
         x = conv_bn(x, width, 3, activation, kernel_initializer)

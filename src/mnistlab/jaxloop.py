@@ -1,12 +1,13 @@
-"""The compiled training loop of the JAX backend: one epoch is one call on the device.
+"""The compiled training loop of the JAX backend: on a GPU, one epoch is one call on the device.
 
 Keras' own JAX training-loop API (``model.stateless_call``, ``optimizer.stateless_apply``, as in
 the keras.io guide "Writing a training loop from scratch in JAX"), with the steps of an epoch
-folded into one ``jax.lax.scan``. The training images stay on the device; each step draws its
-batch and its augmentation (rotation, shift and zoom in the ranges of :mod:`mnistlab.augment`)
-on the device too, so the host does nothing between steps. The members of an ensemble train
-together: ``jax.vmap`` runs the same step over their stacked weights, each member with its own
-initial weights, batch order, dropout and augmentation.
+folded into one ``jax.lax.scan`` on a GPU (one step per call on the CPU, where XLA runs steps
+slower inside a scan: :func:`default_steps_per_call`). The training images stay on the device;
+each step draws its batch and its augmentation (rotation, shift and zoom in the ranges of
+:mod:`mnistlab.augment`) on the device too, so the host does nothing between steps. The members
+of an ensemble train together: ``jax.vmap`` runs the same step over their stacked weights, each
+member with its own initial weights, batch order, dropout and augmentation.
 
 The Keras models stay ordinary Keras models: their weights are read before training and written
 back after it, so they predict, save as ``.keras`` and reload like any other.

@@ -315,8 +315,8 @@ def train(
 ):
     """Fit on 90% of ``(x, y)``, validate on a stratified 10%; return ``(history, seconds per epoch)``.
 
-    ``schedule``: see :func:`callbacks`; ``augment``: random rotation, shift and zoom in the
-    input pipeline. ``expand``: a function ``(x, y) -> (x, y)`` applied to the 90% only, to add
+    ``schedule``: see :func:`callbacks`; ``augment``: random rotation, shift and zoom (in the
+    input pipeline, or on the device on JAX; see :func:`fit`). ``expand``: a function ``(x, y) -> (x, y)`` applied to the 90% only, to add
     training examples (say, reoriented copies) that must not leak into the validation images."""
     x_fit, x_val, y_fit, y_val = validation_split(x, y, seed=seed)
     if expand is not None:

@@ -137,6 +137,6 @@ def test_members_train_one_after_the_other_on_a_gpu():
     from mnistlab import bench
 
     recipe = bench.Recipe("dense", 1, members=2, side_by_side=2)
-    rounds, params, _ = bench.train_members(recipe, "mnist-sample", seed=0, max_train=300, gpu=True)
+    rounds, params, _, _ = bench.train_members(recipe, "mnist-sample", seed=0, max_train=300, gpu=True)
     assert [len(r) for r in rounds] == [1, 1] and params > 0
     assert len(rounds[0][0]) == 1  # one (seconds, test probabilities) per epoch

@@ -334,12 +334,13 @@ def _bench_data(dataset: str, seed: int, max_train, all_images: bool):
     return x, y, networks.images(ds.x_test), ds.y_test
 
 
-def train_members(recipe: Recipe, dataset: str, seed: int, max_train=None, gpu: bool = False) -> tuple[list, int, int]:
+def train_members(recipe: Recipe, dataset: str, seed: int, max_train=None, gpu: bool = False) -> tuple:
     """Every member of ``recipe``: in this process one after the other, or ``recipe.side_by_side``
     at a time in worker processes of one CPU thread each (on the CPU only: with a ``gpu``, one
     process holds it and the members train one after the other). Returns the members' epochs
     (grouped in rounds: the members that trained together), parameters and multiply-adds of one
-    member."""
+    member, and the seconds spent compiling (None where nothing is compiled ahead: Keras' ``fit``).
+    On JAX: :func:`train_members_together`."""
     from . import training
 
     if training.use_jax_loop():
@@ -364,13 +365,12 @@ def train_members(recipe: Recipe, dataset: str, seed: int, max_train=None, gpu: 
                     ]
                     found.append([f.result() for f in futures])
     _, params, macs = found[0][0]
-    return [[epochs for epochs, _, _ in members] for members in found], params, macs
+    return [[epochs for epochs, _, _ in members] for members in found], params, macs, None
 
 
-def train_members_together(recipe: Recipe, dataset: str, seed: int, max_train=None) -> tuple[list, int, int]:
+def train_members_together(recipe: Recipe, dataset: str, seed: int, max_train=None) -> tuple:
     """Every member of ``recipe`` in one compiled JAX loop (one round), the test set scored on the
-    device after every epoch; the same return value as :func:`train_members`, plus nothing: the
-    compile seconds are printed and kept in :data:`COMPILE_SECONDS`."""
+    device after every epoch; returns what :func:`train_members` does."""
     from . import ensemble, networks, training
 
     x_train, y_train, x_test, y_test = _bench_data(dataset, seed, max_train, recipe.all_images)
@@ -393,14 +393,9 @@ def train_members_together(recipe: Recipe, dataset: str, seed: int, max_train=No
         test=(test_sets, y_test),
         keep_probabilities=True,
     )
-    COMPILE_SECONDS.append(histories[0].compile_seconds)
     print(f"  compiled in {histories[0].compile_seconds:.1f} s (not counted as training)", flush=True)
     members = [list(zip(h.history["seconds"], h.history["test_probabilities"])) for h in histories]
-    return [members], models[0].count_params(), networks.multiply_adds(models[0])
-
-
-#: Compile seconds of the recipes trained by :func:`train_members_together`, in order.
-COMPILE_SECONDS: list[float] = []
+    return [members], models[0].count_params(), networks.multiply_adds(models[0]), histories[0].compile_seconds
 
 
 def ensemble_curve(rounds, y_test):
@@ -490,8 +485,7 @@ def time_to_accuracy(recipes=None, dataset: str = "mnist", seed: int = config.DE
     for name, recipe in (recipes or RECIPES).items():
         n_train = n_all if recipe.all_images else len(x_fit)
         print(f"{name}: {n_train:,} training images, {len(x_test):,} test images", flush=True)
-        compiled = len(COMPILE_SECONDS)
-        rounds, params, macs = train_members(recipe, dataset, seed, max_train, device["gpu"])
+        rounds, params, macs, compile_seconds = train_members(recipe, dataset, seed, max_train, device["gpu"])
         points, members, seconds = ensemble_curve(rounds, y_test)
         rows.append(
             {
@@ -506,7 +500,7 @@ def time_to_accuracy(recipes=None, dataset: str = "mnist", seed: int = config.DE
                 "training_seconds": round(seconds, 1),
                 "training_images": n_train,
                 "images_per_s": round(n_train * recipe.epochs * recipe.members / seconds, 1),
-                "compile_seconds": COMPILE_SECONDS[compiled] if len(COMPILE_SECONDS) > compiled else None,
+                "compile_seconds": compile_seconds,
             }
         )
     reference = rows[0]["seconds_to"]

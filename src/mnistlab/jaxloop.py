@@ -267,7 +267,8 @@ def fit_members(
     rows = _rows(fit_rows, seed)
     if val_rows is not None:
         val_index, val_mask = _padded(val_rows)
-        val_x, val_y = trainer.x[jnp.asarray(val_index)], trainer.y[jnp.asarray(val_index)]
+        val_y, n_val = trainer.y[jnp.asarray(val_index)], val_index.shape[1]
+        val_x = _pad_members(trainer.x[jnp.asarray(val_index)])  # once: whole evaluation batches
     histories = [{"loss": [], "accuracy": [], "seconds": []} for _ in range(members)]
     active = np.ones(members, dtype=bool)
     best_acc, best_state = (
@@ -284,8 +285,7 @@ def fit_members(
         train_loss, train_accuracy = trainer.run_epoch(rows, epoch, active).T
         ran += active
         if val_rows is not None:
-            probs = trainer._predict_own(trainer.state[0], trainer.state[1], _pad_members(val_x))
-            probs = probs[:, : val_x.shape[1]]
+            probs = trainer._predict_own(trainer.state[0], trainer.state[1], val_x)[:, :n_val]
             val_acc, val_loss = accuracies(probs, val_y, val_mask), losses(probs, val_y, val_mask)
         elapsed += time.perf_counter() - start
         for m, history in enumerate(histories):

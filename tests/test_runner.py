@@ -49,6 +49,9 @@ def test_second_run_reuses_everything(chapters):
     assert all(reused.values()) and info["complete"]
     executed = nbformat.read(str(config.reports_dir() / "executed" / "01_a.ipynb"), 4)
     assert set(executed.metadata["mnistlab"]["cache"]["inputs"]) == set(runner.INPUTS)
+    # No folder of the machine that ran it: papermill's paths are the chapter's place in the course.
+    assert executed.metadata["papermill"]["input_path"] == "notebooks/01_a.ipynb"
+    assert executed.metadata["papermill"]["output_path"] == "reports/executed/01_a.ipynb"
 
 
 def test_edited_notebook_reruns_it_and_the_results_chapter(chapters):

@@ -350,6 +350,9 @@ def _execute(pm, path: Path, staging: Path, params: dict, data_checksum: str, co
     }
     nb = nbformat.read(str(target), as_version=4)
     nb.metadata.setdefault("mnistlab", {})["cache"] = record
+    # papermill records absolute paths: keep the notebook's place in the course, not this machine's folders
+    paths = nb.metadata.get("papermill", {})
+    paths.update(input_path=f"notebooks/{path.name}", output_path=f"reports/executed/{path.name}")
     nbformat.write(nb, str(target))
     _move_metrics(metrics)
     os.replace(target, config.reports_dir() / "executed" / path.name)

@@ -107,7 +107,7 @@ def seed_noise_sentence(study: dict | None) -> str:
     if study is None:
         return (
             "The seeds chapter's metrics are not in this run, so seed noise was not measured and no "
-            "difference is judged against it (run chapter 7 to add that column)."
+            "difference is judged against it (run the seeds chapter, 07_seeds_and_ensembles, to add that column)."
         )
     return (
         f"Seed noise: chapter {study['chapter'].lstrip('0')} trained one recipe ({study['recipe']}) from "
@@ -421,7 +421,7 @@ def _headline_noise(board: pd.DataFrame, study: dict | None, n_test: int) -> str
         f"({round(difference * n_test)} test images)"
     )
     if study is None:
-        return lead + "; seed noise was not measured (chapter 7's metrics are not in this run)."
+        return lead + "; seed noise was not measured (the seeds chapter is not in this run)."
     verdict = seed_verdict(difference, study, _runs(best, study), _runs(second, study))
     return (
         f"{lead}: {verdict}. Chapter {study['chapter'].lstrip('0')} trained {study['recipe']} from {study['n']} "

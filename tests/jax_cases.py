@@ -61,6 +61,8 @@ whole_epochs, _ = members((1, 2), steps_per_call=0)  # an epoch per device call,
 out["epoch_per_call_max_diff"] = max(
     float(np.abs(probabilities(a) - probabilities(b)).max()) for a, b in zip(pair, whole_epochs)
 )
+_, elastic_histories = members((5,), augment="elastic", epochs=2)  # elastic distortions on the device
+out["elastic_test_accuracy"] = elastic_histories[0].history["test_accuracy"]
 out["members_differ"] = float(np.abs(probabilities(pair[0]) - probabilities(pair[1])).max())
 out["compile_seconds"] = pair_histories[0].compile_seconds
 out["seconds"] = pair_histories[0].history["seconds"]

@@ -44,6 +44,11 @@ def test_loop_trains_a_small_network_past_a_floor(cases):
         assert abs(curve[-1] - keras_accuracy) <= 1 / N_TEST
 
 
+def test_loop_trains_with_elastic_distortions_on_the_device(cases):
+    accuracy = cases["elastic_test_accuracy"]
+    assert len(accuracy) == 2 and accuracy[-1] > 0.2  # chance is 0.1; 2 short epochs of 1,024 images
+
+
 def test_members_trained_together_match_members_trained_alone(cases):
     assert cases["together_vs_alone_max_diff"] < 1e-4
     assert cases["members_differ"] > 0.01  # and they are different networks (their own seeds)
@@ -111,3 +116,14 @@ def test_device_augmentation_is_the_transform_of_augment():
     on_host = augment.bilinear(x, *augment.source_coordinates(*draws, 28, 28))
     np.testing.assert_allclose(on_device, on_host, atol=1e-4)
     assert not np.allclose(on_device, x)
+
+
+def test_device_elastic_fields_are_those_of_augment():
+    from mnistlab import jaxloop
+
+    noise = np.random.default_rng(1).uniform(-1, 1, (2, 4, 28, 28)).astype(np.float32)
+    on_device = np.asarray(jaxloop.elastic_displacements(noise, 34.0))
+    np.testing.assert_allclose(on_device, augment.elastic_displacements(noise, 34.0), atol=1e-4)
+    x = (np.random.default_rng(0).random((4, 28, 28)) > 0.7).astype(np.float32)
+    plain, elastic = (np.asarray(jaxloop.augment_batch(jax.random.key(3), x, e)) for e in (0.0, 34.0))
+    assert np.abs(plain - elastic).mean() > 0.01

@@ -158,7 +158,12 @@ def test_recipe_candidates_scale_their_epochs_with_the_profile():
     for profile in ("smoke", "quick", "full"):
         recipes = seeds.recipe_candidates(profile)
         e = seeds.RECIPE_EPOCHS[profile]
-        assert [(r["augment"], r["epochs"]) for r in recipes.values()] == [(False, e), (True, e), (True, 2 * e)]
+        assert [(r["augment"], r["epochs"]) for r in recipes.values()] == [
+            (False, e),
+            (True, e),
+            (True, 2 * e),
+            ("elastic", 2 * e),
+        ]
         assert all(str(r["epochs"]) in name for name, r in recipes.items())
     assert "1 epoch" in next(iter(seeds.recipe_candidates("smoke"))) and "1 epochs" not in str(
         seeds.recipe_candidates("smoke")

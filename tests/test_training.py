@@ -36,6 +36,39 @@ def test_bilinear_shift_reads_zeros_outside():
     assert not shifted[0, :, :3].any()
 
 
+def test_elastic_fields_are_smooth_and_scaled_by_alpha():
+    noise = np.random.default_rng(0).uniform(-1, 1, (2, 64, 28, 28))
+    field = augment.elastic_displacements(noise, alpha=34.0, sigma=4.0)
+    raw_step = np.abs(np.diff(noise, axis=-1)).mean()
+    smooth_step = np.abs(np.diff(field, axis=-1)).mean() / 34.0
+    assert smooth_step < raw_step / 10  # neighbouring pixels move together: a smooth field
+    np.testing.assert_allclose(augment.elastic_displacements(noise, alpha=68.0), 2 * field, rtol=1e-5)
+    assert 0.5 < np.abs(field).mean() < 5  # displacements of a pixel or two, as in Simard et al.
+    assert abs(augment.gaussian_kernel(4.0).sum() - 1) < 1e-6 and len(augment.gaussian_kernel(4.0)) == 25
+
+
+def test_elastic_distortion_moves_ink_without_losing_it():
+    x = digits(8)
+    affine = augment.augment_images(x, np.random.default_rng(2))
+    elastic = augment.augment_images(x, np.random.default_rng(2), elastic=augment.ELASTIC_ALPHA)
+    again = augment.augment_images(x, np.random.default_rng(2), elastic=augment.ELASTIC_ALPHA)
+    np.testing.assert_array_equal(elastic, again)
+    assert np.abs(elastic - affine).mean() > 0.01  # the field moves pixels the affine transform left
+    assert 0.7 < elastic.sum() / x.sum() < 1.3
+
+
+def test_augment_argument_names_the_augmentation():
+    assert [augment.mode(a) for a in (False, None, True, "affine", "elastic")] == [
+        None,
+        None,
+        "affine",
+        "affine",
+        "elastic",
+    ]
+    with pytest.raises(ValueError, match="unknown augmentation 'warp'"):
+        augment.mode("warp")
+
+
 def test_training_batches_are_reproducible_and_aligned():
     x = np.arange(10 * 28 * 28, dtype=np.float32).reshape(10, 28, 28)
     y = np.arange(10)
@@ -49,6 +82,8 @@ def test_training_batches_are_reproducible_and_aligned():
     first = again[1][0]
     again.on_epoch_end()
     assert not np.array_equal(again[1][0], first)  # a new epoch: new order and transforms
+    elastic = training.TrainingBatches(x, y, batch_size=4, seed=3, augment="elastic")
+    assert not np.allclose(elastic[1][0], other[1][0])  # "elastic" adds its distortion
 
 
 def test_one_cycle_warms_up_then_anneals():

@@ -5,9 +5,10 @@ the keras.io guide "Writing a training loop from scratch in JAX"), with the step
 folded into one ``jax.lax.scan`` on a GPU (one step per call on the CPU, where XLA runs steps
 slower inside a scan: :func:`default_steps_per_call`). The training images stay on the device;
 each step draws its batch and its augmentation (rotation, shift and zoom in the ranges of
-:mod:`mnistlab.augment`) on the device too, so the host does nothing between steps. The members
-of an ensemble train together: ``jax.vmap`` runs the same step over their stacked weights, each
-member with its own initial weights, batch order, dropout and augmentation.
+:mod:`mnistlab.augment`, and its elastic distortions when asked) on the device too, so the host
+does nothing between steps. The members of an ensemble train together: ``jax.vmap`` runs the
+same step over their stacked weights, each member with its own initial weights, batch order,
+dropout and augmentation.
 
 The Keras models stay ordinary Keras models: their weights are read before training and written
 back after it, so they predict, save as ``.keras`` and reload like any other.
@@ -24,6 +25,7 @@ import keras
 import numpy as np
 
 from . import augment
+from .augment import mode as augment_mode
 
 #: Images per evaluation call (validation and test accuracy are computed on the device).
 EVAL_BATCH = 1000
@@ -39,11 +41,26 @@ def draw_transforms(key, n: int, h: int, w: int):
     return angle, scale, shift[0] * w, shift[1] * h
 
 
-def augment_batch(key, x):
+def elastic_displacements(noise, alpha: float = augment.ELASTIC_ALPHA, sigma: float = augment.ELASTIC_SIGMA):
+    """:func:`mnistlab.augment.elastic_displacements` on the device: ``noise`` (…×H×W) smoothed
+    by the same Gaussian along both axes (zeros beyond the border) and scaled by ``alpha``."""
+    kernel = jnp.asarray(augment.gaussian_kernel(sigma))
+    lead = (1,) * (noise.ndim - 1)
+    smooth = jax.scipy.signal.convolve(noise, kernel.reshape(*lead, -1), mode="same")
+    return alpha * jax.scipy.signal.convolve(smooth, kernel.reshape(*lead[:-1], -1, 1), mode="same")
+
+
+def augment_batch(key, x, elastic: float = 0.0):
     """``x`` (B×H×W) rotated, shifted and zoomed on the device, each image by its own transform
-    from ``key``: the inverse map of :mod:`mnistlab.augment`, sampled bilinearly, zeros outside."""
+    from ``key``: the inverse map of :mod:`mnistlab.augment`, sampled bilinearly, zeros outside;
+    with ``elastic`` > 0 also displaced by an elastic field of that strength (alpha)."""
     n, h, w = x.shape
+    if elastic:
+        key, k_elastic = jax.random.split(key)
     sx, sy = augment.source_coordinates(*draw_transforms(key, n, h, w), h, w, xp=jnp)
+    if elastic:
+        dx, dy = elastic_displacements(jax.random.uniform(k_elastic, (2, n, h, w), minval=-1.0, maxval=1.0), elastic)
+        sx, sy = sx + dx, sy + dy
     sample = jax.vmap(lambda image, cx, cy: jax.scipy.ndimage.map_coordinates(image, [cy, cx], order=1, cval=0.0))
     return sample(x, sx, sy)
 
@@ -81,9 +98,9 @@ class MemberTrainer:
     None: see :func:`default_steps_per_call`).
     """
 
-    def __init__(self, models, optimizers, loss, x, y, batch_size: int, augment: bool, seeds, steps_per_call=None):
+    def __init__(self, models, optimizers, loss, x, y, batch_size: int, augment, seeds, steps_per_call=None):
         self.models, self.optimizers, self.loss = list(models), list(optimizers), loss
-        self.batch_size, self.augment = int(batch_size), bool(augment)
+        self.batch_size, self.augment = int(batch_size), augment_mode(augment)
         self.keys = jnp.stack([jax.random.key(int(s)) for s in seeds])
         self.x, self.y = jnp.asarray(x, dtype=jnp.float32), jnp.asarray(y, dtype=jnp.int32)
         model, optimizer = self.models[0], self.optimizers[0]
@@ -141,7 +158,8 @@ class MemberTrainer:
             index, step_key = args
             x = self.x[index]
             if self.augment:
-                x = augment_batch(step_key, x.reshape(-1, *self._image_shape)).reshape(x.shape)
+                elastic = augment.ELASTIC_ALPHA if self.augment == "elastic" else 0.0
+                x = augment_batch(step_key, x.reshape(-1, *self._image_shape), elastic).reshape(x.shape)
             return self.train_step(carry, (x, self.y[index]))
 
         if order.shape[0] == 1:  # XLA on the CPU runs a step 4x slower inside any scan, even of one

@@ -161,13 +161,16 @@ def _epochs(n: int) -> str:
 
 
 def recipe_candidates(profile) -> dict[str, dict]:
-    """The candidate recipes (one-cycle schedule), by name: ``{"augment": bool, "epochs": int}``.
-    Without and with augmentation for the profile's :data:`RECIPE_EPOCHS`, and with it for twice as many."""
+    """The candidate recipes (one-cycle schedule), by name: ``{"augment": …, "epochs": int}``
+    (``augment`` as in :func:`mnistlab.training.fit`). Without and with augmentation for the
+    profile's :data:`RECIPE_EPOCHS`; with it, and with it plus elastic distortions (Simard et al.
+    2003), for twice as many."""
     e = RECIPE_EPOCHS[config.get_profile(profile).name]
     return {
         f"one-cycle, {_epochs(e)}": {"augment": False, "epochs": e},
         f"one-cycle + augmentation, {_epochs(e)}": {"augment": True, "epochs": e},
         f"one-cycle + augmentation, {_epochs(2 * e)}": {"augment": True, "epochs": 2 * e},
+        f"one-cycle + augmentation + elastic distortions, {_epochs(2 * e)}": {"augment": "elastic", "epochs": 2 * e},
     }
 
 

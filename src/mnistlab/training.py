@@ -20,7 +20,8 @@ from sklearn.base import BaseEstimator
 from sklearn.model_selection import train_test_split
 
 from . import config
-from .augment import augment_images
+from .augment import ELASTIC_ALPHA, augment_images
+from .augment import mode as augment_mode
 from .networks import CPU_BATCH, build, keras, multiply_adds, predict_proba  # keras imported quietly there
 
 SCHEDULES = ("constant", "plateau", "cosine", "one-cycle")
@@ -128,10 +129,10 @@ class TrainingBatches(keras.utils.PyDataset):
     ``augment``; each epoch draws new orders and transforms from ``seed`` and the epoch number,
     so a run is reproducible and the same on every backend."""
 
-    def __init__(self, x, y, batch_size: int, seed: int = config.DEFAULT_SEED, augment: bool = True):
+    def __init__(self, x, y, batch_size: int, seed: int = config.DEFAULT_SEED, augment: bool | str = True):
         super().__init__()
         self.x, self.y = np.asarray(x, dtype=np.float32), np.asarray(y)
-        self.batch_size, self.seed, self.augment, self.epoch = batch_size, seed, augment, 0
+        self.batch_size, self.seed, self.augment, self.epoch = batch_size, seed, augment_mode(augment), 0
         self._order = np.random.default_rng((seed, 0)).permutation(len(self.x))
 
     def __len__(self):
@@ -141,7 +142,8 @@ class TrainingBatches(keras.utils.PyDataset):
         rows = self._order[index * self.batch_size : (index + 1) * self.batch_size]
         batch = self.x[rows]
         if self.augment:
-            batch = augment_images(batch, np.random.default_rng((self.seed, self.epoch, index)))
+            elastic = ELASTIC_ALPHA if self.augment == "elastic" else 0.0
+            batch = augment_images(batch, np.random.default_rng((self.seed, self.epoch, index)), elastic=elastic)
         return batch, self.y[rows]
 
     def on_epoch_end(self):
@@ -207,13 +209,14 @@ def fit(
     batch_size: int = CPU_BATCH,
     seed: int = config.DEFAULT_SEED,
     schedule: str = "plateau",
-    augment: bool = False,
+    augment: bool | str = False,
     patience: int | None = None,
     lines: bool = False,
     extra_callbacks=(),
 ):
     """Train ``model`` on ``(x_fit, y_fit)`` with the ``schedule`` (see :func:`callbacks`),
-    validating on ``validation`` (a pair, or None); augment when ``augment``. On JAX the compiled
+    validating on ``validation`` (a pair, or None); ``augment``: False, True (rotation, shift and
+    zoom) or "elastic" (and elastic distortions; :func:`mnistlab.augment.mode`). On JAX the compiled
     loop trains it (``extra_callbacks`` are Keras' and do not run there). Returns the history."""
     if use_jax_loop():
         x = np.concatenate([x_fit, validation[0]]) if validation is not None else x_fit
@@ -237,7 +240,7 @@ def fit(
     if validation is None:
         found = [c for c in found if not isinstance(c, keras.callbacks.EarlyStopping)]
     if augment:
-        batches = TrainingBatches(x_fit, y_fit, batch_size, seed)
+        batches = TrainingBatches(x_fit, y_fit, batch_size, seed, augment)
         return model.fit(batches, validation_data=validation, epochs=epochs, callbacks=found, verbose=0)
     return model.fit(
         x_fit, y_fit, validation_data=validation, epochs=epochs, batch_size=batch_size, callbacks=found, verbose=0
@@ -253,7 +256,7 @@ def train_together(
     batch_size: int,
     seeds,
     schedule: str = "plateau",
-    augment: bool = False,
+    augment: bool | str = False,
     patience: int | None = None,
     test=None,
     keep_probabilities: bool = False,
@@ -311,12 +314,12 @@ def train(
     verbose_lines: bool = True,
     schedule: str = "plateau",
     expand=None,
-    augment: bool = False,
+    augment: bool | str = False,
 ):
     """Fit on 90% of ``(x, y)``, validate on a stratified 10%; return ``(history, seconds per epoch)``.
 
-    ``schedule``: see :func:`callbacks`; ``augment``: random rotation, shift and zoom (in the
-    input pipeline, or on the device on JAX; see :func:`fit`). ``expand``: a function ``(x, y) -> (x, y)`` applied to the 90% only, to add
+    ``schedule``: see :func:`callbacks`; ``augment``: random rotation, shift and zoom, or
+    "elastic" (in the input pipeline, or on the device on JAX; see :func:`fit`). ``expand``: a function ``(x, y) -> (x, y)`` applied to the 90% only, to add
     training examples (say, reoriented copies) that must not leak into the validation images."""
     x_fit, x_val, y_fit, y_val = validation_split(x, y, seed=seed)
     if expand is not None:
@@ -536,7 +539,7 @@ def train_members(
     seed: int = config.DEFAULT_SEED,
     jit_compile: bool = False,
     schedule: str = "plateau",
-    augment: bool = False,
+    augment: bool | str = False,
     **build_kwargs,
 ) -> list:
     """The members of an ensemble: member ``i`` built and trained from seed ``seed + i`` on the rows
@@ -576,7 +579,7 @@ def fold_ensemble(
     seed: int = config.DEFAULT_SEED,
     jit_compile: bool = False,
     schedule: str = "plateau",
-    augment: bool = False,
+    augment: bool | str = False,
     **build_kwargs,
 ) -> list:
     """Train ``k`` networks, each on all folds but one and validated on that one (the

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 from scipy import ndimage
 
@@ -46,9 +48,162 @@ def noisy_digits(
     rng = np.random.default_rng(seed)
     x = np.asarray(x, dtype=np.uint8)
     applied = np.where(rng.random(len(x)) < transform_share, rng.choice(TRANSFORMS, len(x)), "")
-    out = np.array([_transform(img, t) if t else img for img, t in zip(x, applied)], dtype=np.uint8)
+    out = reorient(x, applied)
     noise = rng.uniform(0, level * 255, size=out.shape)
     return np.clip(out + noise, 0, 255).astype(np.uint8), applied
+
+
+def reorient(x, transforms) -> np.ndarray:
+    """Each image of ``x`` with the transform named beside it (one of :data:`TRANSFORMS`, or ''
+    for none): given the ``transforms`` that :func:`noisy_digits` returns and the clean images it
+    was given, the clean counterpart of each noisy image."""
+    x = np.asarray(x)
+    if len(transforms) != len(x):
+        raise ValueError(f"{len(x)} images but {len(transforms)} transforms")
+    return np.array([_transform(img, t) if t else img for img, t in zip(x, transforms)], dtype=x.dtype)
+
+
+AMBIGUITY_CONFIDENCE = 0.9  # a clean reoriented digit read as another digit at least this surely
+MUTUAL_SHARE = 0.1  # ... and the way back as common as this: ambiguous
+#: The transform that undoes each of :data:`TRANSFORMS`.
+INVERSE = {
+    "rot90": "rot270",
+    "rot180": "rot180",
+    "rot270": "rot90",
+    "flip_lr": "flip_lr",
+    "flip_ud": "flip_ud",
+    "transpose": "transpose",
+}
+
+
+def orientation_confusions(predict, x, y, confidence: float = AMBIGUITY_CONFIDENCE, n_classes: int = 10) -> dict:
+    """For each of :data:`TRANSFORMS`, a classes × classes matrix: the share of the clean images
+    ``x`` of class ``i`` that a network trained on upright digits, shown them so transformed,
+    reads as another class ``j`` with a probability of at least ``confidence`` (the diagonal is 0).
+    ``predict``: images -> class probabilities."""
+    y = np.asarray(y)
+    counts = np.maximum(np.bincount(y, minlength=n_classes), 1)[:, None]
+    found = {}
+    for name in TRANSFORMS:
+        p = np.asarray(predict(reorient(x, [name] * len(x))))
+        sure = (p.max(axis=1) >= confidence) & (p.argmax(axis=1) != y)
+        matrix = np.zeros((n_classes, n_classes))
+        np.add.at(matrix, (y[sure], p.argmax(axis=1)[sure]), 1)
+        found[name] = matrix / counts
+    return found
+
+
+def ambiguous_orientations(
+    clean_probabilities,
+    y,
+    transforms,
+    confidence: float = AMBIGUITY_CONFIDENCE,
+    confusions: dict | None = None,
+    mutual: float = MUTUAL_SHARE,
+) -> np.ndarray:
+    """True for each reoriented image whose orientation makes it another digit: a network trained
+    on upright clean digits, shown the *clean* reoriented image (:func:`reorient`), gives another
+    class than ``y`` a probability of at least ``confidence`` (a 6 turned upside down read as a 9).
+    ``clean_probabilities``: that network's class probabilities, images × classes.
+
+    Such a network is also confidently wrong about digits no reader would confuse (a 1 on its side
+    read as a 4). With ``confusions`` (:func:`orientation_confusions`) an image counts only when
+    the confusion goes both ways: the inverse transform makes at least ``mutual`` of the images
+    of the class it is read as look like its own class (turned, a 9 is also read as a 6)."""
+    p, y, transforms = np.asarray(clean_probabilities), np.asarray(y), np.asarray(transforms)
+    reads = p.argmax(axis=1)
+    found = (transforms != "") & (p.max(axis=1) >= confidence) & (reads != y)
+    if confusions is None:
+        return found
+    back = np.array([confusions[INVERSE[t]][r, c] if t else 0.0 for t, r, c in zip(transforms, reads, y)])
+    return found & (back >= mutual)
+
+
+def ambiguity_summary(y, predictions, ambiguous, transforms, read_as=None, top: int = 5, one_way=None) -> dict:
+    """How many test images are ambiguous (:func:`ambiguous_orientations`) and what they cost a
+    classifier whose test ``predictions`` are given: its accuracy on all images, on the
+    unambiguous ones, and on the ambiguous ones (None when there are none). With ``read_as``
+    (what the upright network read each image as) the ``top`` most frequent confusions, as
+    ``{"6 as 9": count}``; with ``one_way`` (the images read as another digit, whether or not the
+    confusion goes both ways) how many of those were left out, and the classifier's accuracy on them."""
+    y, predictions, ambiguous = np.asarray(y), np.asarray(predictions), np.asarray(ambiguous, dtype=bool)
+    right = predictions == y
+
+    def share(mask):
+        return float(right[mask].mean()) if mask.any() else None
+
+    summary = {
+        "n_test": int(len(y)),
+        "n_reoriented": int(np.sum(np.asarray(transforms) != "")),
+        "n_ambiguous": int(ambiguous.sum()),
+        "share_of_test": float(ambiguous.mean()) if len(y) else 0.0,
+        "accuracy_all": share(np.ones(len(y), dtype=bool)),
+        "accuracy_unambiguous": share(~ambiguous),
+        "accuracy_ambiguous": share(ambiguous),
+    }
+    summary["share_of_reoriented"] = (
+        summary["n_ambiguous"] / summary["n_reoriented"] if summary["n_reoriented"] else 0.0
+    )
+    if read_as is not None:
+        confusions = Counter(f"{a} as {b}" for a, b in zip(y[ambiguous], np.asarray(read_as)[ambiguous]))
+        summary["confusions"] = dict(confusions.most_common(top))
+    if one_way is not None:
+        left_out = np.asarray(one_way, dtype=bool) & ~ambiguous
+        summary["n_one_way"] = int(left_out.sum())
+        summary["accuracy_one_way"] = share(left_out)
+    return summary
+
+
+def ambiguity_sentences(summary: dict, model: str, upright_accuracy: float | None = None) -> list[str]:
+    """The findings of :func:`ambiguity_summary` in words: how many reoriented test images are
+    ambiguous, what ``model`` (whose predictions the summary scored) loses on them, and, with
+    ``upright_accuracy`` (the same recipe in the noise-only, upright setting), how much of the
+    gap between the two settings they explain."""
+    s = summary
+    if not s["n_reoriented"]:
+        return ["No test image is reoriented, so none can be ambiguous."]
+    pairs = ", ".join(f"{pair} ({n})" for pair, n in s.get("confusions", {}).items())
+    sentences = [
+        f"Of the {s['n_test']:,} mixed-orientation test images, {s['n_reoriented']:,} are reoriented, and "
+        f"{s['n_ambiguous']:,} of those ({s['share_of_reoriented']:.1%}; {s['share_of_test']:.2%} of all test "
+        f"images) are ambiguous" + (f", most often {pairs}." if pairs else ".")
+    ]
+    if s.get("n_one_way"):
+        sentences.append(
+            f"Another {s['n_one_way']:,} reoriented images are read as another digit one way only (the way back "
+            f"is rare) and are not counted; {model} reads {s['accuracy_one_way']:.2%} of them right."
+        )
+    if not s["n_ambiguous"]:
+        sentences.append(
+            f"{model} scores {s['accuracy_all']:.2%} on the mixed test images; by this measure none of its "
+            "errors comes from an orientation that makes a digit another one."
+        )
+    else:
+        lost = s["share_of_test"] * (1 - s["accuracy_ambiguous"])
+        verdict = (
+            "An ambiguous image shows another digit, and upright digits are far more common than turned ones, "
+            "so most of them are beyond any classifier"
+            if s["accuracy_ambiguous"] < 0.5
+            else "It still reads most of them: they look like another digit to a network that knows only upright "
+            "digits more than to one that has seen turned ones"
+        )
+        sentences.append(
+            f"{model} scores {s['accuracy_all']:.2%} on all mixed test images, {s['accuracy_unambiguous']:.2%} on "
+            f"the unambiguous ones and {s['accuracy_ambiguous']:.2%} on the ambiguous ones, which cost it "
+            f"{100 * lost:.2f} points. {verdict}; the accuracy on the unambiguous images is the fairer measure "
+            "of what it learned."
+        )
+    if upright_accuracy is not None:
+        gap = upright_accuracy - s["accuracy_all"]
+        gap_unambiguous = upright_accuracy - s["accuracy_unambiguous"]
+        sentences.append(
+            f"In the project's setting (noise only, upright) the recipe, without copies, scores "
+            f"{upright_accuracy:.2%}: {100 * abs(gap):.2f} points {'above' if gap >= 0 else 'below'} the mixed "
+            "setting on all its test images, "
+            f"{100 * abs(gap_unambiguous):.2f} points {'above' if gap_unambiguous >= 0 else 'below'} it on the "
+            "unambiguous ones."
+        )
+    return sentences
 
 
 def reoriented(x, seed: int = config.DEFAULT_SEED) -> np.ndarray:

@@ -78,3 +78,37 @@ def test_fashion_from_debian_package():
     assert ds.x_train.shape == (600, 28, 28) and ds.x_train.dtype == np.uint8
     assert "dataset-fashion-mnist" in ds.source
     assert set(np.unique(ds.y_test)) == set(range(10))
+
+
+# --------------------------------------------------------------------------- triplet canvases
+
+
+def test_triplet_canvases_come_in_chunks_from_their_seed():
+    from mnistlab import variants
+
+    ds = load_dataset("mnist-sample", "smoke", seed=0)
+    x, y, parts = data.triplet_canvases(ds.x_train, ds.y_train, 50, seed=3, chunk=20)
+    assert x.shape == (50, 64, 64) and x.dtype == np.uint8 and parts.shape == (50, 3)
+    np.testing.assert_array_equal(y, parts.max(axis=1))
+    one_call = variants.triplets(ds.x_train, ds.y_train, 20, seed=3)
+    np.testing.assert_array_equal(x[:20], one_call[0])  # the first chunk: as one call from the seed
+    again = data.triplet_canvases(ds.x_train, ds.y_train, 50, seed=3, chunk=20)
+    np.testing.assert_array_equal(x, again[0])
+    assert not np.array_equal(x[20:40], x[:20])  # later chunks draw from their own seeds
+
+
+def test_load_triplets_sizes_follow_the_profile_or_n_train():
+    smoke = load_triplets_sample()
+    assert len(smoke.x_train) == config.get_profile("smoke").triplet_train and len(smoke.x_test) == 300
+    assert smoke.x_train.dtype == np.uint8  # the networks take uint8 canvases (networks.CANVAS_RESNET)
+    ds = load_triplets_sample(n_train=1000)  # more canvases than the 600 training digits
+    assert ds.x_train.shape == (1000, 64, 64)
+    np.testing.assert_array_equal(ds.y_train, ds.parts_train.max(axis=1))
+    np.testing.assert_array_equal(ds.x_test, smoke.x_test)  # test canvases: one per test digit, whatever n_train
+    assert "1,000 training canvases" in ds.source and "from 600 training digits" in ds.source
+    for profile in ("quick", "full"):
+        assert config.get_profile(profile).triplet_train >= config.get_profile("smoke").triplet_train
+
+
+def load_triplets_sample(n_train=None):
+    return data.load_triplets("mnist-sample", "smoke", seed=0, n_train=n_train)

@@ -157,3 +157,39 @@ def test_builders_take_their_initial_weights_from_their_seed():
     other = networks.build("bn_cnn", seed=8).get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(first, again))
     assert not np.array_equal(first[0], other[0])
+
+
+def test_resnet_defaults_keep_the_digit_network():
+    """Chapter 5's ResNet: three stages (16, 32, 64 filters, one block each) down to 7×7 on a digit."""
+    model = networks.build("resnet")
+    assert model.count_params() == 77_994
+    pooled = next(layer for layer in model.layers if isinstance(layer, networks.layers.GlobalAveragePooling2D))
+    assert tuple(pooled.input.shape[1:]) == (7, 7, 64)
+    assert sum(isinstance(layer, networks.layers.Add) for layer in model.layers) == 3
+
+
+def test_canvas_resnet_takes_uint8_canvases_down_to_8x8():
+    canvas = networks.build("resnet", seed=1, **networks.CANVAS_RESNET)
+    pooled = next(layer for layer in canvas.layers if isinstance(layer, networks.layers.GlobalAveragePooling2D))
+    assert tuple(pooled.input.shape[1:]) == (8, 8, 128)  # a fourth stage: 64 → 64, 32, 16, 8
+    x = np.random.default_rng(0).integers(0, 256, (4, 64, 64)).astype(np.uint8)
+    unscaled = networks.build("resnet", seed=1, input_shape=(64, 64), filters=(16, 32, 64, 128))
+    np.testing.assert_allclose(  # the same weights; the Rescaling layer divides by 255 inside
+        networks.predict_proba(canvas, x), networks.predict_proba(unscaled, networks.images(x)), atol=1e-5
+    )
+    deeper = networks.build_resnet(input_shape=(64, 64), filters=(8, 16), blocks=2)
+    assert sum(isinstance(layer, networks.layers.Add) for layer in deeper.layers) == 4
+
+
+def test_canvas_resnets_train_on_folds_of_uint8_canvases_with_augmentation(capsys):
+    from mnistlab import variants
+
+    ds = load_dataset("mnist-sample", "smoke", seed=0)
+    x, y, _ = variants.triplets(ds.x_train, ds.y_train, 64, seed=0)
+    small = {**networks.CANVAS_RESNET, "filters": (16, 16, 16, 16)}  # narrower: oneDNN crashed (TensorFlow, CPU)
+    members = training.fold_ensemble(
+        "resnet", x, y, k=2, epochs=1, batch_size=32, seed=0, schedule="one-cycle", augment=True, **small
+    )
+    assert len(members) == 2 and capsys.readouterr().out.count("member ") == 2
+    predicted = networks.vote([networks.predict_proba(m, x[:10]) for m in members], "majority")
+    assert predicted.shape == (10,) and set(predicted) <= set(range(10))

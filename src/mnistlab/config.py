@@ -160,6 +160,8 @@ class Profile:
     cnn_search_max_train: int  # training images for the CNN grid search
     cnn_search_folds: int  # cross-validation folds of the CNN grid search
     svc_max_train: int | None = None  # training images of the plain RBF SVC; None: all (as published baselines)
+    triplet_train: int | None = None  # chapter 9's training canvases (from training digits); None: one per digit
+    triplet_epochs: int | None = None  # epochs of chapter 9's residual networks; None: ``epochs``
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -178,6 +180,8 @@ PROFILES: dict[str, Profile] = {
         cnn_search_max_train=600,
         cnn_search_folds=2,
         svc_max_train=600,
+        triplet_train=600,
+        triplet_epochs=1,
     ),
     "quick": Profile(
         "quick",
@@ -191,6 +195,8 @@ PROFILES: dict[str, Profile] = {
         cnn_search_max_train=1500,
         cnn_search_folds=2,
         svc_max_train=3000,
+        triplet_train=4000,
+        triplet_epochs=3,
     ),
     "full": Profile(
         "full",
@@ -204,6 +210,10 @@ PROFILES: dict[str, Profile] = {
         cnn_search_max_train=3000,
         cnn_search_folds=3,
         svc_max_train=None,
+        # 200,000 canvases, 10 epochs: each of the five residual networks sees 1.6M canvases
+        # (160,000 a pass), where the 10,000 canvases of the plain CNN were far too few.
+        triplet_train=200_000,
+        triplet_epochs=10,
     ),
 }
 

@@ -102,12 +102,15 @@ from mnistlab import bench  # noqa: E402
 recipes = {
     "one": bench.Recipe("bn_cnn-16", 1, batch_size=BATCH),
     "pair": bench.Recipe("bn_cnn-16", 2, batch_size=BATCH, members=2, all_images=True, shifts=True),
+    "fit": bench.Recipe("bn_cnn-16", 1, batch_size=BATCH, loop=False),  # Keras' own fit, for comparison
 }
 rows = bench.time_to_accuracy(recipes, dataset="mnist-sample", seed=0, max_train=N_FIT)["recipes"]
 out["bench"] = [
     {k: row[k] for k in ("final_accuracy", "compile_seconds", "training_images", "curve", "member_seconds_to")}
     for row in rows
 ]
+
+out["loop_throughput"] = bench.loop_throughput("dense", x[:256], y[:256], 0, batch_size=BATCH, epochs=3)
 
 with open(sys.argv[1], "w") as f:
     json.dump(out, f)

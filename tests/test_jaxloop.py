@@ -86,12 +86,21 @@ def test_the_chapters_entry_points_train_on_jax(cases):
 
 
 def test_bench_trains_recipes_in_the_loop_and_times_compiling_apart(cases):
-    one, pair = cases["bench"]
+    one, pair, fit = cases["bench"]
     assert one["training_images"] < pair["training_images"] == 1024  # the pair trains on all images
     assert len(one["curve"]) == 1 and len(pair["curve"]) == 2  # a point per epoch
     assert len(pair["member_seconds_to"]) == 2
     for row in (one, pair):
         assert row["compile_seconds"] > 0 and row["final_accuracy"] > 0.15
+    # the same kind of network by Keras' fit on JAX: nothing compiled ahead
+    assert fit["compile_seconds"] is None and fit["final_accuracy"] > 0.15
+
+
+def test_bench_measures_the_loops_throughput_with_compiling_apart(cases):
+    row = cases["loop_throughput"]
+    assert row["loop batch size"] == 64
+    for name in ("loop", "loop + augmentation"):
+        assert row[f"{name} images/s"] > 0 and row[f"{name} compile s"] > 0
 
 
 def test_device_augmentation_draws_from_the_ranges_of_augment():

@@ -248,6 +248,45 @@ def test_bench_goals_judge_by_seconds_and_by_ratio_to_the_keras_example():
     assert bench.goals(rows)[2]["recipe"] is None  # the ensemble's 99.6% is not a single network's
 
 
+def test_gpu_goals_judge_seconds_and_the_loops_throughput():
+    from mnistlab import bench
+
+    def row(name, members=1, loop=True, images_per_s=600_000.0, **reached):
+        times = {bench.threshold_key(t): None for t in bench.THRESHOLDS}
+        times.update(reached)
+        return {"recipe": name, "architecture": "bn_cnn", "members": members, "loop": loop,
+                "images_per_s": images_per_s, "seconds_to": times}  # fmt: skip
+
+    rows = [
+        row("Keras example", loop=False, images_per_s=36_000.0),
+        row("fit", loop=False, images_per_s=9_000.0, **{"99.5%": 40.0}),
+        row("loop", images_per_s=480_000.0, **{"99.5%": 0.7, "99.6%": 3.5}),
+        row("five", members=5, **{"99.75%": 25.0}),
+    ]
+    found = {g["goal"]: g for g in bench.goals(rows, gpu=True)}
+    assert found["99.5% in 1 s"]["met"] and found["99.5% in 1 s"]["recipe"] == "loop"
+    assert not found["a single network: 99.6% in 3 s"]["met"]
+    assert found["an ensemble: 99.75% in 30 s"]["met"] and found["an ensemble: 99.75% in 30 s"]["seconds"] == 25.0
+    throughput = found["bn_cnn at 500,000 images/s"]
+    assert throughput["recipe"] == "loop" and not throughput["met"]  # the 5-member row is not one network
+    line = results.goals_line(list(found.values()), "one GPU")
+    assert line.startswith("Goals on one GPU: 99.5% in 1 s: met, 0.7 s (loop)")
+    assert "bn_cnn at 500,000 images/s: missed, 480,000 (loop)" in line
+
+
+def test_threshold_keys_name_the_levels():
+    from mnistlab import bench
+
+    assert [bench.threshold_key(t) for t in bench.THRESHOLDS] == [
+        "99.0%",
+        "99.3%",
+        "99.5%",
+        "99.6%",
+        "99.7%",
+        "99.75%",
+    ]
+
+
 def test_significance_table_headers_are_short(two_chapters):
     y_true, predictions = results.all_predictions(results.load_metrics())
     long_name = "bn_cnn, one-cycle + augmentation, ensemble of 5 (averaged probabilities, test-time shifts)"

@@ -157,15 +157,16 @@ if [[ -n "$bench" ]] && (($(left) > 30)); then
 import datetime
 import sys
 
-from mnistlab import bench, config
+from mnistlab import bench, config, networks
 from mnistlab.evaluation import write_json_atomic
 from mnistlab.results import bench_block
 from mnistlab.runner import git_commit, versions
 
 dataset, max_train, wanted = sys.argv[1], int(sys.argv[2]) or None, sys.argv[3:]
-recipes = {k: v for k, v in bench.RECIPES.items() if not wanted or any(w in k for w in wanted)}
+everything = bench.default_recipes(networks.setup_device()["gpu"])  # GPU_RECIPES on the GPU
+recipes = {k: v for k, v in everything.items() if not wanted or any(w in k for w in wanted)}
 if not recipes:
-    sys.exit(f"no recipe matches {wanted}: {list(bench.RECIPES)}")
+    sys.exit(f"no recipe matches {wanted}: {list(everything)}")
 tta = bench.time_to_accuracy(recipes, dataset, max_train=max_train)
 # shaped like reports/bench.json, so results.bench_block renders it (unpack.sh prints it here)
 record = {

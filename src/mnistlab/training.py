@@ -213,12 +213,14 @@ def fit(
     patience: int | None = None,
     lines: bool = False,
     extra_callbacks=(),
+    loop: bool = True,
 ):
     """Train ``model`` on ``(x_fit, y_fit)`` with the ``schedule`` (see :func:`callbacks`),
     validating on ``validation`` (a pair, or None); ``augment``: False, True (rotation, shift and
     zoom) or "elastic" (and elastic distortions; :func:`mnistlab.augment.mode`). On JAX the compiled
-    loop trains it (``extra_callbacks`` are Keras' and do not run there). Returns the history."""
-    if use_jax_loop():
+    loop trains it (``extra_callbacks`` are Keras' and do not run there) unless ``loop`` is False
+    (Keras' own ``fit``, as on the other backends). Returns the history."""
+    if loop and use_jax_loop():
         x = np.concatenate([x_fit, validation[0]]) if validation is not None else x_fit
         y = np.concatenate([y_fit, validation[1]]) if validation is not None else y_fit
         fit_rows = np.arange(len(x_fit))

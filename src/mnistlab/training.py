@@ -616,5 +616,5 @@ def transfer(
     copy.compile(
         optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
     )
-    history, _ = train(copy, x, y, epochs=epochs, batch_size=batch_size, seed=seed)
+    history, _ = train(copy, x, y, epochs=epochs, batch_size=batch_size, seed=seed, verbose_lines=False)
     return copy, history

@@ -112,3 +112,19 @@ def test_load_triplets_sizes_follow_the_profile_or_n_train():
 
 def load_triplets_sample(n_train=None):
     return data.load_triplets("mnist-sample", "smoke", seed=0, n_train=n_train)
+
+
+def test_triplet_budget_is_the_profiles_and_smaller_in_full_without_a_gpu():
+    from mnistlab import config
+
+    full = config.get_profile("full")
+    assert config.triplet_budget("full", gpu=True)[:2] == (full.triplet_train, full.triplet_epochs)
+    n, epochs, why = config.triplet_budget("full", gpu=False)
+    assert (n, epochs) == config.FULL_CPU_TRIPLETS and n * epochs < full.triplet_train * full.triplet_epochs / 10
+    assert why.startswith("without a GPU") and f"{full.triplet_train:,}" in why
+    smoke = config.get_profile("smoke")
+    assert config.triplet_budget("smoke", gpu=False) == (
+        smoke.triplet_train,
+        smoke.triplet_epochs,
+        f"the smoke profile trains them on {smoke.triplet_train:,} canvases for 1 epoch",
+    )

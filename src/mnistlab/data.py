@@ -640,21 +640,24 @@ def load_noisy(
     transform_share: float | None = None,
 ) -> Dataset:
     """``base`` with uniform noise of amplitude ``level`` and some images rotated, flipped or
-    transposed (:func:`mnistlab.variants.noisy_digits`); deterministic for ``seed``."""
+    transposed (:func:`mnistlab.variants.noisy_digits`); deterministic for ``seed``. What was
+    applied to each image is kept as ``transforms_train`` and ``transforms_test`` ('' for none)."""
     from . import variants
 
     level = variants.NOISE_LEVEL if level is None else level
     share = variants.TRANSFORM_SHARE if transform_share is None else transform_share
     ds = load_dataset(base, profile, seed)
-    x_train, _ = variants.noisy_digits(ds.x_train, level, share, seed)
-    x_test, _ = variants.noisy_digits(ds.x_test, level, share, seed + 1)
+    x_train, transforms_train = variants.noisy_digits(ds.x_train, level, share, seed)
+    x_test, transforms_test = variants.noisy_digits(ds.x_test, level, share, seed + 1)
     source = (
         f"noisy variant (noise level {level:.2f}, {share:.0%} of images rotated, flipped or "
         f"transposed, seed {seed}) of {ds.source}"
     )
-    return Dataset(
+    data = Dataset(
         f"noisy-{ds.name}", x_train, ds.y_train, x_test, ds.y_test, ds.class_names, source, ds.profile, seed, ds.notes
     )
+    data.transforms_train, data.transforms_test = transforms_train, transforms_test
+    return data
 
 
 #: Canvases generated at once by :func:`triplet_canvases`: generating one costs about 50 KB of

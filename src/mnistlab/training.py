@@ -567,7 +567,8 @@ def train_members(
             if "val_accuracy" in h
             else f"last training accuracy {h['accuracy'][-1]:.4f}"
         )
-        print(f"member {i + 1}/{len(models)}: {len(history.epoch)} epochs, {score} ({took:.0f} s)", flush=True)
+        epochs_run = f"{len(history.epoch)} epoch{'s' * (len(history.epoch) != 1)}"
+        print(f"member {i + 1}/{len(models)}: {epochs_run}, {score} ({took:.0f} s)", flush=True)
     return models
 
 

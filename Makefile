@@ -1,4 +1,4 @@
-# mnistlab — `make` lists the targets. Variables: DATASET, PROFILE, JOBS, SEED.
+# mnistlab — `make` lists the targets. Variables: DATASET, PROFILE, JOBS, SEED, FORCE, ONLY.
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
@@ -12,12 +12,13 @@ SEED ?= 42
 NAME_ARGS = --dataset $(DATASET) --profile $(PROFILE)
 RUN_ARGS = $(NAME_ARGS) --jobs $(JOBS) --seed $(SEED)
 FORCE ?=
+ONLY ?=
 EXTRAS := report,lab,cluster,jax,dev
 
 .PHONY: help setup system-deps data notebooks status report colab-check lint lab html test test-fast bench clean
 
 help: ## show this list
-	@echo "mnistlab: make <target> [DATASET=auto|mnist|mnist-sample|fashion|noisy-mnist] [PROFILE=smoke|quick|full] [JOBS=2] [SEED=42] [FORCE=1]"
+	@echo "mnistlab: make <target> [DATASET=auto|mnist|mnist-sample|fashion|noisy-mnist] [PROFILE=smoke|quick|full] [JOBS=2] [SEED=42] [FORCE=1] [ONLY='05 07']"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 	@echo "Output: DATASET=mnist PROFILE=full writes the committed study (reports/, figures/); any other run writes runs/DATASET-PROFILE/."
 
@@ -37,7 +38,7 @@ data: $(VENV)/.installed ## fetch and verify DATASET, print its source; FROM=DIR
 	$(PY) -m mnistlab data $(RUN_ARGS) $(if $(FROM),--import "$(FROM)")
 
 notebooks: setup ## execute the stale notebooks in order with papermill (FORCE=1: all of them)
-	$(PY) -m mnistlab run $(RUN_ARGS) $(if $(FORCE),--force)
+	$(PY) -m mnistlab run $(RUN_ARGS) $(if $(FORCE),--force) $(if $(ONLY),--only $(ONLY))
 
 status: $(VENV)/.installed ## list each chapter as up to date or stale, and why
 	$(PY) -m mnistlab status $(RUN_ARGS)

@@ -100,7 +100,7 @@ def test_run_status_and_report_name_the_same_folder_and_leave_the_study_alone(re
 
     rendered = []
 
-    def build_report(pdf=True):
+    def build_report(pdf=True, dataset_profile=None):
         rendered.append(config.reports_dir())
         return {"html": config.reports_dir() / "report.html"}
 
@@ -299,6 +299,52 @@ def test_only_with_an_unknown_prefix_names_the_chapters(capsys):
     assert line.startswith(f"error: no chapter starts with '99'; the chapters are {prefixes}")
     assert out == ""  # refused before anything was said or written
     assert not config.output_dir().exists()
+
+
+def test_only_needs_two_digit_chapters(capsys):
+    code, out, err = cli_run(capsys, "run", "--dataset", "mnist-sample", "--only", "1")
+    assert code == 2 and "give chapters by their two-digit number, 01, 02" in one_sentence(err) and out == ""
+    with pytest.raises(SystemExit) as stopped:  # a bare --only is refused, not taken as "every chapter"
+        cli.main(["run", "--dataset", "mnist-sample", "--only"])
+    assert stopped.value.code == 2 and "expected at least one argument" in capsys.readouterr().err
+
+
+def test_report_of_a_run_never_made_names_its_command(capsys):
+    code, _, err = cli_run(capsys, "report", "--dataset", "fashion", "--profile", "smoke", "--no-pdf")
+    line = one_sentence(err)
+    assert code == 1 and "never executed" in line and "`make notebooks DATASET=fashion PROFILE=smoke`" in line
+
+
+def test_report_with_an_unreadable_chapter_is_one_sentence_and_keeps_the_report(capsys):
+    reports = config.output_dir() / "reports"
+    (reports / "executed").mkdir(parents=True)
+    run = {"dataset": "mnist-sample", "profile": "smoke", "complete": True, "notebooks": ["01_data_exploration.ipynb"]}
+    (reports / "run.json").write_text(json.dumps(run))
+    (reports / "report.html").write_text("the previous report")
+    for broken in ('{\n "cells": [', "{}"):  # cut short; JSON but no notebook
+        (reports / "executed" / "01_data_exploration.ipynb").write_text(broken)
+        code, _, err = cli_run(capsys, "report", "--dataset", "mnist-sample", "--profile", "smoke", "--no-pdf")
+        line = one_sentence(err)
+        assert code == 1 and "01_data_exploration.ipynb cannot be read" in line
+        assert "`make notebooks DATASET=mnist-sample PROFILE=smoke ONLY=01`" in line
+        assert (reports / "report.html").read_text() == "the previous report"
+
+
+def test_ctrl_c_and_a_closed_pipe_are_not_tracebacks(capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_notebooks", interrupted)
+    code, _, err = cli_run(capsys, "run", "--dataset", "mnist-sample", "--profile", "smoke")
+    assert code == 130 and "Traceback" not in err
+    assert err.strip().startswith("stopped:") and "run the same command again" in err
+
+    def closed(*args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(runner, "status", closed)
+    code, _, err = cli_run(capsys, "status", "--dataset", "mnist-sample", "--profile", "smoke")
+    assert code == 1 and err == ""  # `status | head -1`: nothing to say to a reader that went away
 
 
 # --------------------------------------------------------------------------- the source line

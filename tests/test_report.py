@@ -88,7 +88,7 @@ def test_missing_tex_gives_install_command(monkeypatch):
 
 
 def test_report_needs_a_run_first():
-    with pytest.raises(FileNotFoundError, match="make notebooks"):
+    with pytest.raises(FileNotFoundError, match="make notebooks DATASET=auto PROFILE=quick"):
         report.build_report(pdf=False)
 
 

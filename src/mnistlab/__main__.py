@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="execute the notebooks in order with papermill")
     _common(run)
-    run.add_argument("--only", nargs="*", help="notebook name prefixes, e.g. 01 02")
+    run.add_argument("--only", nargs="+", metavar="NN", help="chapters by number (name prefixes), e.g. 01 02")
     run.add_argument("--force", action="store_true", help="re-execute every chapter, up to date or not")
     status = sub.add_parser("status", help="which chapters are up to date and which are stale, and why")
     _common(status)
@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="add the chapters run elsewhere (a GPU machine) whose reports folder is DIR to reports/bench.json",
     )
-    bench.add_argument("--only", nargs="*", help="with --record: only these chapters (name prefixes)")
+    bench.add_argument("--only", nargs="+", metavar="NN", help="with --record: only these chapters (name prefixes)")
     sub.add_parser("readme", help="rewrite the README's results and bench tables from reports/")
     sub.add_parser("links", help="point README badges and notebook clone cells at pyproject's Repository URL")
     return parser
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
 
             print(f"report of the run in {config.output_note(args.dataset, args.profile)}", flush=True)
             with environment(MNISTLAB_OUTPUT=config.run_output_dir(args.dataset, args.profile)), run_lock():
-                written = build_report(pdf=not args.no_pdf)
+                written = build_report(not args.no_pdf, {"dataset": args.dataset, "profile": args.profile})
             for _kind, path in written.items():
                 print(f"wrote {config.shown_path(path)}")
         elif args.command == "data" and args.import_dir:
@@ -141,6 +141,21 @@ def main(argv=None) -> int:
     ) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2 if isinstance(err, config.UnknownNameError) else 1
+    except KeyboardInterrupt:
+        print(
+            "\nstopped: the chapters that finished are kept and the previous report is left in place; "
+            "run the same command again to go on (finished chapters are reused)",
+            file=sys.stderr,
+        )
+        return 130
+    except BrokenPipeError:  # the reader of our output went away (`| head`): nothing to say to it
+        import os
+
+        try:  # as Python's documentation advises: no second error when the interpreter flushes at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 1
     except OSError as err:  # anything else the file system refused: one line, no traceback
         where = f" ({err.filename})" if err.filename else ""
         print(

@@ -92,7 +92,13 @@ def merge_notebooks(paths, info: dict):
     """One notebook from the executed chapters, with the run described in its metadata."""
     merged = nbformat.v4.new_notebook()
     for number, path in enumerate(paths, start=1):
-        chapter = nbformat.read(str(path), as_version=4)
+        try:
+            chapter = nbformat.read(str(path), as_version=4)
+        except (ValueError, KeyError, AttributeError, nbformat.ValidationError) as err:  # not JSON, not a notebook
+            raise NotebookFailed(
+                f"the executed chapter {config.shown_path(path)} cannot be read ({type(err).__name__}): "
+                f"execute it again with {rerun_command(info, path.name[:2])}; the previous report was left in place."
+            ) from None
         if not merged.metadata:
             merged.metadata = copy.deepcopy(chapter.metadata)
         for index, cell in enumerate(chapter.cells):
@@ -121,7 +127,7 @@ def _for_pdf(merged, summary: str | None = None):
                 if "text/markdown" in output.get("data", {}):
                     output.data["text/markdown"] = _OUTPUT_HEADING.sub(r"\1", output.data["text/markdown"])
     if summary:
-        pdf.cells.insert(0, nbformat.v4.new_markdown_cell(f"# Executive summary {{-}}\n\n{summary}"))
+        pdf.cells.insert(0, nbformat.v4.new_markdown_cell(f"# Executive summary {{-}}\n\n{summary}", id="summary"))
     return pdf
 
 
@@ -153,7 +159,7 @@ def _for_html(merged, summary: str | None = None):
     intro = f"# {merged.metadata['title']}\n\n| | |\n|---|---|\n{rows}\n\n**Contents**\n\n" + "\n".join(toc) + "\n"
     if summary:
         intro += f"\n## Executive summary\n\n{summary}"
-    html.cells.insert(0, nbformat.v4.new_markdown_cell(intro))
+    html.cells.insert(0, nbformat.v4.new_markdown_cell(intro, id="intro"))  # a fixed id: the same HTML each time
     return html
 
 
@@ -181,20 +187,33 @@ def check_tex() -> None:
         )
 
 
-def build_report(pdf: bool = True) -> dict:
-    """Merge ``reports/executed/`` (in ``run.json``'s order) into report.html and report.pdf."""
+def rerun_command(run: dict, only: str | None = None) -> str:
+    """The command that executes ``run``'s chapters (``run``: its ``run.json``, or just its
+    ``dataset`` and ``profile``), or only chapter ``only``, in its own output folder."""
+    dataset, profile = run.get("requested_dataset") or run.get("dataset", "auto"), run.get("profile", "quick")
+    return f"`make notebooks DATASET={dataset} PROFILE={profile}" + (f" ONLY={only}`" if only else "`")
+
+
+def build_report(pdf: bool = True, dataset_profile: dict | None = None) -> dict:
+    """Merge ``reports/executed/`` (in ``run.json``'s order) into report.html and report.pdf.
+    ``dataset_profile`` (``{"dataset": …, "profile": …}``) names the run in messages when it has
+    no ``run.json`` yet."""
+    dataset_profile = dataset_profile or {}
     from nbconvert import HTMLExporter, PDFExporter
     from traitlets.config import Config
 
     reports = config.reports_dir()
     run_file = reports / "run.json"
     if not run_file.exists():
-        raise FileNotFoundError(f"{run_file} not found: execute the notebooks first (`make notebooks`)")
+        raise FileNotFoundError(
+            f"{config.shown_path(run_file)} not found: this run was never executed; execute its chapters first "
+            f"({rerun_command(dataset_profile)})"
+        )
     info = json.loads(run_file.read_text())
     if not info.get("complete", True):
         raise NotebookFailed(
-            f"the last run stopped before every chapter was up to date ({run_file}): "
-            f"run `make notebooks` (or `make report`) again; the previous report was left in place."
+            f"the last run stopped before every chapter was up to date ({config.shown_path(run_file)}): "
+            f"run {rerun_command(info)} again (finished chapters are reused); the previous report was left in place."
         )
     paths = [reports / "executed" / name for name in info["notebooks"]]
     merged = merge_notebooks(paths, info)

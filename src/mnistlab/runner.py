@@ -115,6 +115,12 @@ def _chapters(only=None) -> list[Path]:
     """The chapters to run; an ``--only`` prefix that matches none of them is refused, naming those that exist."""
     paths = notebook_paths()
     if only:
+        short = [prefix for prefix in only if len(prefix) < 2]
+        if short:
+            raise config.UnknownNameError(
+                f"--only {', '.join(repr(s) for s in short)}: give chapters by their two-digit number, "
+                f"{', '.join(p.name[:2] for p in paths)} (for example --only {paths[0].name[:2] if paths else '01'})"
+            )
         unknown = [prefix for prefix in only if not any(p.name.startswith(prefix) for p in paths)]
         if unknown:
             raise config.UnknownNameError(

@@ -195,8 +195,8 @@ PROFILES: dict[str, Profile] = {
         cnn_search_max_train=1500,
         cnn_search_folds=2,
         svc_max_train=3000,
-        triplet_train=4000,
-        triplet_epochs=3,
+        triplet_train=3000,
+        triplet_epochs=2,
     ),
     "full": Profile(
         "full",

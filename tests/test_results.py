@@ -24,6 +24,20 @@ def two_chapters():
     return ds, good, poor
 
 
+def _classical_chapter(ds):
+    """A chapter "04_c" with the plain RBF SVC (40 test images wrong) and PCA + SVC (10 wrong)."""
+    y = ds.y_test
+    svc, pca_svc = y.copy(), y.copy()
+    svc[:40] = (svc[:40] + 1) % 10
+    pca_svc[:10] = (pca_svc[:10] + 1) % 10
+    write_metrics(
+        "04_c",
+        ds,
+        [result_record("SVC (RBF)", y, svc, n_train=600), result_record("PCA + SVC (tuned)", y, pca_svc)],
+        {"SVC (RBF)": svc, "PCA + SVC (tuned)": pca_svc},
+    )
+
+
 def test_leaderboard_ranks_across_chapters(two_chapters):
     metrics = results.load_metrics()
     metrics["05_b"]["results"][0]["device"] = "GPU (H100)"
@@ -70,16 +84,7 @@ def test_executive_summary_numbers_come_from_metrics(two_chapters):
 
 def test_executive_summary_reports_contrasts_cost_and_published_results(two_chapters):
     ds, good, poor = two_chapters
-    y = ds.y_test
-    svc, pca_svc = y.copy(), y.copy()
-    svc[:40] = (svc[:40] + 1) % 10
-    pca_svc[:10] = (pca_svc[:10] + 1) % 10
-    write_metrics(
-        "04_c",
-        ds,
-        [result_record("SVC (RBF)", y, svc, n_train=600), result_record("PCA + SVC (tuned)", y, pca_svc)],
-        {"SVC (RBF)": svc, "PCA + SVC (tuned)": pca_svc},
-    )
+    _classical_chapter(ds)
     info = {"source": "SOURCE LINE", "seconds": {"04_c.ipynb": 60.0, "05_b.ipynb": 240.0}}
     text = results.executive_summary(results.load_metrics(), info)
     assert len(text.split()) >= 150
@@ -513,16 +518,7 @@ def test_test_time_shifts_are_compared_with_the_same_ensemble_when_the_seeds_cha
 
 def test_classical_contrasts_are_not_judged_by_a_networks_seed_noise(two_chapters):
     ds, _, _ = two_chapters
-    y = ds.y_test
-    svc, pca_svc = y.copy(), y.copy()
-    svc[:40] = (svc[:40] + 1) % 10
-    pca_svc[:10] = (pca_svc[:10] + 1) % 10
-    write_metrics(
-        "04_c",
-        ds,
-        [result_record("SVC (RBF)", y, svc, n_train=600), result_record("PCA + SVC (tuned)", y, pca_svc)],
-        {"SVC (RBF)": svc, "PCA + SVC (tuned)": pca_svc},
-    )
+    _classical_chapter(ds)
     _seeds_chapter(ds, sd=0.005)
     text = results.executive_summary(results.load_metrics(), {"source": "S"})
     assert "(SVC (RBF) to PCA + SVC (tuned); McNemar's test p < 0.001, significant at 5%)." in text

@@ -88,9 +88,18 @@ say "output folder $MNISTLAB_OUTPUT; back here: $OUT/mnistlab-gpu.tar.gz"
 # ---------------------------------------------------------------- (a) wheels
 site=/tmp/site
 if compgen -G ".whl/*.whl" >/dev/null; then
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" .whl/*.whl ||
-        { say "pip could not install the wheels in .whl/"; exit 1; }
-    say "installed $(ls .whl/*.whl | wc -l) wheels into $site"
+    # lanes.sh starts several of these at once: one installs, the others wait and reuse it
+    exec 9>/tmp/mnistlab-site.lock
+    flock 9
+    if [[ "$(cat "$site/.wheels" 2>/dev/null)" != "$(ls .whl)" ]]; then
+        "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" .whl/*.whl ||
+            { say "pip could not install the wheels in .whl/"; exit 1; }
+        ls .whl >"$site/.wheels"
+        say "installed $(ls .whl/*.whl | wc -l) wheels into $site"
+    else
+        say "the wheels in .whl/ are already installed in $site"
+    fi
+    flock -u 9
 else
     say "no .whl/ here: was it in carry? (make gpu-kit makes it; carry [\".whl\", \"data/raw/mnist\"])"
     mkdir -p "$site"

@@ -42,5 +42,7 @@ status=0
 for pid in "${pids[@]}"; do
     wait "$pid" || status=$?
 done
+# each lane's log is in its tarball (reports/gpu-run.log): what comes back is limited to 8 files
+rm -f "$OUT"/lane*/run.log
 echo "lanes done (status $status): $(cd "$OUT" && ls lane*/mnistlab-gpu.tar.gz 2>/dev/null | tr '\n' ' ')"
 exit "$status"

@@ -186,6 +186,17 @@ def test_chapters_run_elsewhere_are_recorded_in_bench_json(two_chapters, tmp_pat
     line = results.chapter_run_line(run)
     assert "05 367 s (best good, 98.00%). Total 6.1 minutes." in line and "the CPU, `full` profile on mnist" in line
     assert bench.chapter_run(elsewhere, only=["04"])["notebook_seconds"] == {}
+    # chapters that ran at once (scripts/gpu/lanes.sh): papermill's start and end times give the span
+    nb.metadata["papermill"] = {"start_time": "2026-11-30T21:00:00+00:00", "end_time": "2026-11-30T21:06:07+00:00"}
+    nbformat.write(nb, str(elsewhere / "executed" / "07_d.ipynb"))
+    run = bench.chapter_run(elsewhere)
+    assert run["span_seconds"] is None  # 05_b has no papermill times: no span claimed
+    nbformat.write(nb, str(elsewhere / "executed" / "05_b.ipynb"))
+    run = bench.chapter_run(elsewhere)
+    assert run["span_seconds"] == 367.0
+    assert "Total 12.2 minutes of chapters, which ran at once: 6.1 minutes from the first start" in (
+        results.chapter_run_line(run)
+    )
 
 
 def test_bench_block_shows_times_and_ratios():
@@ -277,6 +288,37 @@ def test_gpu_goals_judge_seconds_and_the_loops_throughput():
     line = results.goals_line(list(found.values()), "one GPU")
     assert line.startswith("Goals on one GPU: 99.5% in 1 s: met, 0.7 s (loop)")
     assert "bn_cnn at 500,000 images/s: missed, 480,000 (loop)" in line
+    # a run of some recipes only (run.sh --bench --recipe): the first row is a candidate, not the reference
+    found = {g["goal"]: g for g in bench.goals(rows[2:], gpu=True)}
+    assert found["99.5% in 1 s"]["met"] and found["99.5% in 1 s"]["recipe"] == "loop"
+
+
+def test_a_gpu_machines_time_to_accuracy_is_scored_here_and_shown_beside_the_cpus(tmp_path, capsys):
+    from mnistlab import bench
+    from mnistlab.__main__ import main
+
+    def row(name, images_per_s, **reached):
+        times = {bench.threshold_key(t): None for t in bench.THRESHOLDS}
+        times.update(reached)
+        return {"recipe": name, "architecture": "bn_cnn", "members": 1, "loop": True, "images_per_s": images_per_s,
+                "seconds_to": times, "final_accuracy": 0.995,
+                "ratio_to_reference": {k: 1.0 for k in times}}  # fmt: skip
+
+    # as run.sh --bench wrote it with the recipes of --recipe only (no Keras example; stale goals)
+    tta = {"dataset": "mnist", "n_fit": 54000, "n_test": 10000, "device": "GPU (NVIDIA H200)", "backend": "jax",
+           "evaluation": "e", "recipes": [row("loop", 739_464.0, **{"99.5%": 0.8})], "goals": []}  # fmt: skip
+    record = tmp_path / "h200-full"
+    record.mkdir()
+    (record / "time_to_accuracy.json").write_text(json.dumps({"date": "d", "git_commit": "c", "time_to_accuracy": tta}))
+    assert main(["bench", "--record", str(record)]) == 0
+    assert "Goals on one GPU: 99.5% in 1 s: met, 0.8 s (loop)" in capsys.readouterr().out
+    gpu = config.bench_record(config.reports_dir() / "bench.json")["gpu"]
+    stored = gpu["time_to_accuracy"]
+    assert stored["recipes"][0]["ratio_to_reference"]["99.5%"] is None  # no reference ran: no ratio
+    block = results.bench_block({"time_to_accuracy": stored | {"device": "CPU"}, "gpu": gpu})
+    assert "`scripts/gpu/run.sh --bench` on a GPU machine (d, commit c) on GPU (NVIDIA H200)" in block
+    assert block.count("| loop | – | – | 0.8 s | – |") == 2 and "(in brackets" not in block
+    assert main(["bench", "--record", str(tmp_path)]) == 1  # neither run.json nor time_to_accuracy.json there
 
 
 def test_threshold_keys_name_the_levels():

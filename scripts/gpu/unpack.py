@@ -6,14 +6,16 @@ with the checkout's .venv.
 
 1. The run's record goes to ``reports/NAME/`` (default ``<gpu>-<profile>``, e.g. ``h200-full``,
    like ``reports/h100-full/``): its executed chapters, metrics, ``run.json``, the bench's
-   ``time_to_accuracy.json`` and the log. A second run of the same NAME adds its chapters there.
+   ``time_to_accuracy.json`` and the versions it ran with (``gpu-run.txt``; not the log, nor an
+   unfinished chapter: they name the machine's folders). A second run of the same NAME adds its
+   chapters there.
 2. Its executed chapters, metrics and figures replace those in ``reports/executed/``,
    ``reports/metrics/`` and ``figures/`` of the run's output folder: the checkout itself when the
    run's dataset and profile are the committed study's (``reports/run.json``), else
    ``runs/<dataset>-<profile>/``, as ``python -m mnistlab run`` would have written them. The cache
    key does not depend on the machine or the backend, so these chapters are up to date here.
-3. ``python -m mnistlab bench --record reports/NAME`` adds the chapters' times to
-   ``reports/bench.json``.
+3. ``python -m mnistlab bench --record reports/NAME`` adds the chapters' times, and the bench's
+   time to accuracy (as ``gpu``), to ``reports/bench.json``.
 4. Unless ``--no-refresh``: when every chapter of that folder is then up to date, its
    ``reports/run.json`` is rewritten by ``python -m mnistlab run`` (which executes nothing then),
    after re-executing the results chapter here (seconds) when the GPU run changed other chapters
@@ -116,7 +118,8 @@ def main(argv=None) -> int:
         record = dest / "reports" / name
         executed = sorted((reports / "executed").glob("*.ipynb"))
         metrics = sorted((reports / "metrics").glob("*")) if (reports / "metrics").is_dir() else []
-        figures = sorted((run_dir / "figures").glob("*")) if (run_dir / "figures").is_dir() else []
+        finished = {p.name[:2] for p in executed}  # an unfinished chapter's figures are left behind
+        figures = sorted(p for p in (run_dir / "figures").glob("*") if p.name[:2] in finished)
         partial = sorted((reports / "executed.partial").glob("*.ipynb"))
         where = "the committed study" if is_study else "its own folder"
         print(
@@ -125,15 +128,14 @@ def main(argv=None) -> int:
         )
         if partial:
             print(
-                f"  failed or interrupted there: {', '.join(p.name for p in partial)} (kept in {record}/executed.partial)"
+                f"  failed or interrupted there: {', '.join(p.name for p in partial)} (its output, and the log, "
+                f"are in {args.tarball}: reports/executed.partial/, reports/gpu-run.log)"
             )
 
-        # 1. the record of this run
+        # 1. the record of this run (not the log or unfinished chapters: they name the machine's folders)
         _copy(executed, record / "executed")
         _copy(metrics, record / "metrics")
-        if partial:
-            _copy(partial, record / "executed.partial")
-        for extra in ("run.json", "time_to_accuracy.json", "gpu-run.log", "gpu-run.txt"):
+        for extra in ("run.json", "time_to_accuracy.json", "gpu-run.txt"):
             if extra == "run.json" and not executed and (record / extra).exists():
                 continue  # a run that finished no chapter keeps the record's settings as they were
             if (reports / extra).exists():
@@ -146,17 +148,9 @@ def main(argv=None) -> int:
         _copy(figures, dest / "figures")
         print(f"  {len(metrics)} file(s) into reports/metrics/, {len(figures)} into figures/")
 
-    # 3. the times, in the target's reports/bench.json
-    if executed:
+    # 3. the chapters' times and the time to accuracy, in the target's reports/bench.json
+    if executed or (record / "time_to_accuracy.json").exists():
         _mnistlab(["bench", "--record", str(record)], target)
-    tta = record / "time_to_accuracy.json"
-    if tta.exists():
-        sys.path.insert(0, str(ROOT / "src"))
-        from mnistlab.results import bench_block
-
-        print(f"time to accuracy measured there ({tta}, not merged into bench.json):")
-        measured = json.loads(tta.read_text())
-        print(bench_block(measured if "time_to_accuracy" in measured else {"time_to_accuracy": measured}))
 
     # 4. run.json (and the results chapter) of the output folder
     if args.no_refresh or not executed:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import config
 
@@ -53,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--record",
         metavar="DIR",
-        help="add the chapters run elsewhere (a GPU machine) whose reports folder is DIR to reports/bench.json",
+        help="add the chapters (run.json, executed/) and the time to accuracy (time_to_accuracy.json) run "
+        "elsewhere (a GPU machine), recorded in DIR, to reports/bench.json",
     )
     bench.add_argument("--only", nargs="+", metavar="NN", help="with --record: only these chapters (name prefixes)")
     sub.add_parser("readme", help="rewrite the README's results and bench tables from reports/")
@@ -123,12 +125,20 @@ def main(argv=None) -> int:
             changed = sync_links()
             print(f"{len(changed)} file(s) now point at {repository_url()}")
         elif args.command == "bench":
-            from .bench import record_chapter_run, run_bench
-            from .results import chapter_run_line
+            from .bench import record_chapter_run, record_gpu_bench, run_bench
+            from .results import chapter_run_line, goals_line
 
             if args.record:
-                run = record_chapter_run(args.record, args.only)
-                print(chapter_run_line(run))
+                record = Path(args.record)
+                if not (record / "run.json").is_file() and not (record / "time_to_accuracy.json").is_file():
+                    raise FileNotFoundError(
+                        f"{record} holds neither run.json nor time_to_accuracy.json: not a run's record"
+                    )
+                if (record / "run.json").is_file() and any((record / "executed").glob("*.ipynb")):
+                    print(chapter_run_line(record_chapter_run(record, args.only)))
+                if (record / "time_to_accuracy.json").is_file():
+                    tta = record_gpu_bench(record / "time_to_accuracy.json")["time_to_accuracy"]
+                    print(goals_line(tta["goals"], tta["goals_for"]))
                 return 0
             run_bench(args.dataset, args.profile, args.seed, args.jobs)
     except (

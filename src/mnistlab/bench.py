@@ -153,8 +153,9 @@ def run_bench(
         "notebook_seconds": info["seconds"],
         "total_seconds": round(sum(info["seconds"].values()), 2),
         "best_accuracy": best,
-        "chapter_runs": config.bench_record(reports / "bench.json").get("chapter_runs", {}),  # recorded elsewhere; kept
     }
+    previous = config.bench_record(reports / "bench.json")  # what was recorded elsewhere is kept
+    result.update({k: previous[k] for k in ("chapter_runs", "gpu") if k in previous})
     path = write_json_atomic(reports / "bench.json", result)
     width = max(len(name) for name in info["seconds"])
     print(f"\n{'notebook':<{width}}  seconds")
@@ -176,15 +177,20 @@ def chapter_run(directory, only=None) -> dict:
     the best model of each chapter (``metrics/``), versions and settings (``run.json``). ``only``:
     notebook name prefixes (chapters of that folder that ran elsewhere are left out)."""
     directory = Path(directory)
-    seconds = {}
+    seconds, spans = {}, []
     for path in sorted((directory / "executed").glob("*.ipynb")):
         if only and not any(path.name.startswith(prefix) for prefix in only):
             continue
         record = cache_record(path)
         if record and record.get("seconds") is not None:  # not executed by the runner: no time to report
             seconds[path.name] = record["seconds"]
+            spans.append(_papermill_span(path))
     metrics = {k: v for k, v in load_metrics(directory / "metrics").items() if f"{k}.ipynb" in seconds}
     info = json.loads((directory / "run.json").read_text())
+    # first start to last end: less than the sum when chapters ran at once (scripts/gpu/lanes.sh)
+    span = None
+    if spans and None not in spans:
+        span = round(max(end for _, end in spans) - min(start for start, _ in spans), 1)
     return {
         "dataset": info["dataset"],
         "profile": info["profile"],
@@ -193,8 +199,22 @@ def chapter_run(directory, only=None) -> dict:
         "versions": info["versions"],
         "date": info["date"],
         "notebook_seconds": seconds,
+        "span_seconds": span,
         "best_accuracy": best_accuracies(metrics),
     }
+
+
+def _papermill_span(path: Path):
+    """(start, end) in seconds since the epoch of an executed notebook (papermill's metadata), or None."""
+    import datetime
+
+    import nbformat
+
+    times = nbformat.read(str(path), as_version=4).metadata.get("papermill", {})
+    try:
+        return tuple(datetime.datetime.fromisoformat(times[k]).timestamp() for k in ("start_time", "end_time"))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def record_chapter_run(directory, only=None) -> dict:
@@ -264,6 +284,8 @@ RECIPES = {
 #: network, schedule and augmentation: the loop's gain alone), and the loop's recipes for the GPU
 #: goals (:data:`GPU_GOALS`): batch 512, one-cycle to 0.01 with the course's augmentation on the
 #: device, and five members trained together.
+#: How the reference recipe's name begins, in :data:`RECIPES` and :data:`GPU_RECIPES`.
+REFERENCE = "Keras example"
 GPU_RECIPES = {
     "Keras example: simple_cnn, Adam, 15 epochs (Keras fit)": Recipe("simple_cnn", 15, schedule="constant", loop=False),
     "bn_cnn-24, one-cycle to 0.012 + augmentation, 15 epochs, Keras fit": (
@@ -553,24 +575,46 @@ def time_to_accuracy(recipes=None, dataset: str = "mnist", seed: int = config.DE
                 "compile_seconds": compile_seconds,
             }
         )
-    reference = rows[0]["seconds_to"]
+    return score(
+        {
+            "dataset": ds.name,
+            "source": ds.source,
+            "n_fit": len(x_fit),
+            "n_test": len(x_test),
+            "device": device["device"],
+            "backend": device["backend"],
+            "evaluation": "test accuracy after every epoch (DAWNBench-style); times are training only, "
+            "test evaluation excluded; an ensemble is scored by its members' averaged probabilities",
+            "recipes": rows,
+            "gpu": device["gpu"],
+        }
+    )
+
+
+def score(tta: dict) -> dict:
+    """Each recipe's times relative to the Keras example's (none where it did not run) and the
+    goals (:func:`goals`) of a :func:`time_to_accuracy` result; ``tta`` is changed and returned."""
+    rows = tta["recipes"]
+    gpu = tta.get("gpu", "GPU" in tta["device"])
+    reference = (_reference(rows) or {}).get("seconds_to", {})
     for row in rows:
         row["ratio_to_reference"] = {
             t: (round(s / reference[t], 3) if s and reference.get(t) else None) for t, s in row["seconds_to"].items()
         }
-    return {
-        "dataset": ds.name,
-        "source": ds.source,
-        "n_fit": len(x_fit),
-        "n_test": len(x_test),
-        "device": device["device"],
-        "backend": device["backend"],
-        "evaluation": "test accuracy after every epoch (DAWNBench-style); times are training only, "
-        "test evaluation excluded; an ensemble is scored by its members' averaged probabilities",
-        "recipes": rows,
-        "goals": goals(rows, device["gpu"]),
-        "goals_for": "one GPU" if device["gpu"] else "2 CPU cores",
-    }
+    tta.update(gpu=gpu, goals=goals(rows, gpu), goals_for="one GPU" if gpu else "2 CPU cores")
+    return tta
+
+
+def record_gpu_bench(path) -> dict:
+    """Put a GPU machine's time-to-accuracy run (``time_to_accuracy.json`` of scripts/gpu/run.sh
+    --bench) into ``reports/bench.json`` as ``gpu``, its ratios and goals scored by this code."""
+    target = config.reports_dir() / "bench.json"
+    bench = config.bench_record(target)
+    measured = json.loads(Path(path).read_text())
+    measured["time_to_accuracy"] = score(measured["time_to_accuracy"])
+    bench["gpu"] = measured
+    write_json_atomic(target, bench)
+    return measured
 
 
 #: The CPU goals of the training-speed issue: (test accuracy, seconds of training on 2 CPU cores,
@@ -584,6 +628,11 @@ GPU_GOALS = ((0.995, 1, "any"), (0.996, 3, "single"), (0.9975, 30, "ensemble"))
 GPU_IMAGES_PER_S_GOAL = 500_000
 GOALS_REFERENCE_SECONDS = 141
 GOAL_WHO = {"any": "", "single": "a single network: ", "ensemble": "an ensemble: "}
+
+
+def _reference(rows: list[dict]) -> dict | None:
+    """The Keras example's row, which every other is compared with (None when a run left it out)."""
+    return next((r for r in rows if r["recipe"].startswith(REFERENCE)), None)
 
 
 def _runs_counting(kind: str, key: str, rows: list[dict]):
@@ -601,13 +650,15 @@ def _runs_counting(kind: str, key: str, rows: list[dict]):
 def goals(rows: list[dict], gpu: bool = False) -> list[dict]:
     """For each of :data:`GOALS` (:data:`GPU_GOALS` on a ``gpu``): the fastest recipe that reached
     it, and whether that was within the goal's seconds, and (on the CPU) within its ratio to the
-    Keras example (``rows[0]``) of this run. On a GPU also the fastest single bn_cnn in the loop
-    against :data:`GPU_IMAGES_PER_S_GOAL`."""
-    keras_seconds = None if gpu else rows[0]["seconds_to"].get("99.0%")
+    Keras example of this run. On a GPU also the fastest single bn_cnn in the loop against
+    :data:`GPU_IMAGES_PER_S_GOAL`."""
+    reference = _reference(rows)
+    keras_seconds = None if gpu or reference is None else reference["seconds_to"].get("99.0%")
+    candidates = [r for r in rows if r is not reference]
     found = []
     for threshold, seconds, kind in GPU_GOALS if gpu else GOALS:
         key = threshold_key(threshold)
-        runs = [(t, name) for t, name in _runs_counting(kind, key, rows[1:]) if t is not None]
+        runs = [(t, name) for t, name in _runs_counting(kind, key, candidates) if t is not None]
         seconds_taken, recipe = min(runs, default=(None, None))
         allowed = keras_seconds * seconds / GOALS_REFERENCE_SECONDS if keras_seconds else None
         found.append(

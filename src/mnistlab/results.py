@@ -540,13 +540,35 @@ def bench_block(bench: dict) -> str:
         return (
             f"{BENCH_START}\n(no time-to-accuracy measurement in reports/bench.json yet: run `make bench`)\n{BENCH_END}"
         )
+    lines = [BENCH_START, *_time_to_accuracy_lines(bench, "`make bench`")]
+    if bench.get("gpu"):
+        lines += ["", *_time_to_accuracy_lines(bench["gpu"], "`scripts/gpu/run.sh --bench` on a GPU machine")]
+    seconds = bench.get("notebook_seconds", {})
+    if seconds:
+        lines += [
+            "",
+            f"The {len(seconds)} chapters in the `{bench['profile']}` profile on {bench['dataset']}: "
+            f"{sum(seconds.values()) / 60:.1f} minutes ("
+            + ", ".join(f"{name[:2]} {value:.0f} s" for name, value in seconds.items())
+            + ").",
+        ]
+    for run in bench.get("chapter_runs", {}).values():
+        lines += ["", chapter_run_line(run)]
+    lines.append(BENCH_END)
+    return "\n".join(lines)
+
+
+def _time_to_accuracy_lines(record: dict, by: str) -> list[str]:
+    """The time-to-accuracy table of one run (``make bench``'s, or a GPU machine's) and its goals."""
+    tta = record["time_to_accuracy"]
     thresholds = list(tta["recipes"][0]["seconds_to"])
+    ratios = any(r for row in tta["recipes"] for r in row["ratio_to_reference"].values())
     lines = [
-        BENCH_START,
-        f"Measured by `make bench` ({bench.get('date', '')}, commit {bench.get('git_commit', '')}) on "
+        f"Measured by {by} ({record.get('date', '')}, commit {record.get('git_commit', '')}) on "
         f"{tta['device']} ({tta['backend']}): {tta['n_fit']:,} training images of {tta['dataset']}, "
         f"{tta['n_test']:,} test images; {tta['evaluation']}. Seconds of training until the test "
-        f"accuracy first reaches each level (in brackets: the time relative to the Keras example's):",
+        "accuracy first reaches each level"
+        + (" (in brackets: the time relative to the Keras example's):" if ratios else ":"),
         "",
         "| recipe | " + " | ".join(thresholds) + " | final | images/s |",
         "|---|" + "---|" * (len(thresholds) + 2),
@@ -563,19 +585,7 @@ def bench_block(bench: dict) -> str:
         )
     if tta.get("goals"):
         lines += ["", goals_line(tta["goals"], tta.get("goals_for", "2 CPU cores"))]
-    seconds = bench.get("notebook_seconds", {})
-    if seconds:
-        lines += [
-            "",
-            f"The {len(seconds)} chapters in the `{bench['profile']}` profile on {bench['dataset']}: "
-            f"{sum(seconds.values()) / 60:.1f} minutes ("
-            + ", ".join(f"{name[:2]} {value:.0f} s" for name, value in seconds.items())
-            + ").",
-        ]
-    for run in bench.get("chapter_runs", {}).values():
-        lines += ["", chapter_run_line(run)]
-    lines.append(BENCH_END)
-    return "\n".join(lines)
+    return lines
 
 
 def _seconds(seconds: float) -> str:
@@ -621,10 +631,16 @@ def chapter_run_line(run: dict) -> str:
             + (f" (best {best['model']}, {best['accuracy']:.2%}{variant})" if best else "")
         )
     where = f"{', '.join(run['devices'])} with the {run['backend']} backend" if run["devices"] else "the CPU"
+    total, span = sum(run["notebook_seconds"].values()), run.get("span_seconds")
     return (
         f"Chapters run on {where}, `{run['profile']}` profile on {run['dataset']} ({run['date']}): "
         + "; ".join(parts)
-        + f". Total {sum(run['notebook_seconds'].values()) / 60:.1f} minutes."
+        + f". Total {total / 60:.1f} minutes"
+        + (
+            f" of chapters, which ran at once: {span / 60:.1f} minutes from the first start to the last end."
+            if span and span < 0.95 * total
+            else "."
+        )
     )
 
 

@@ -132,7 +132,8 @@ def main(argv=None) -> int:
                 record = Path(args.record)
                 if not (record / "run.json").is_file() and not (record / "time_to_accuracy.json").is_file():
                     raise FileNotFoundError(
-                        f"{record} holds neither run.json nor time_to_accuracy.json: not a run's record"
+                        f"{record} holds neither run.json nor time_to_accuracy.json, so it is not the record of a run: "
+                        "give the folder scripts/gpu/unpack.sh made (e.g. reports/h200-full)"
                     )
                 if (record / "run.json").is_file() and any((record / "executed").glob("*.ipynb")):
                     print(chapter_run_line(record_chapter_run(record, args.only)))

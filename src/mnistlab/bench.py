@@ -278,14 +278,14 @@ RECIPES = {
         Recipe("bn_cnn", 30, augment=True, members=2, all_images=True, shifts=True, side_by_side=2)
     ),
 }
+#: How the reference recipe's name begins, in :data:`RECIPES` and :data:`GPU_RECIPES`.
+REFERENCE = "Keras example"
 
 #: The recipes :func:`time_to_accuracy` compares on a GPU (the JAX backend): the Keras example as
 #: the reference, one recipe trained both by Keras' ``fit`` and by the compiled loop (the same
 #: network, schedule and augmentation: the loop's gain alone), and the loop's recipes for the GPU
 #: goals (:data:`GPU_GOALS`): batch 512, one-cycle to 0.01 with the course's augmentation on the
 #: device, and five members trained together.
-#: How the reference recipe's name begins, in :data:`RECIPES` and :data:`GPU_RECIPES`.
-REFERENCE = "Keras example"
 GPU_RECIPES = {
     "Keras example: simple_cnn, Adam, 15 epochs (Keras fit)": Recipe("simple_cnn", 15, schedule="constant", loop=False),
     "bn_cnn-24, one-cycle to 0.012 + augmentation, 15 epochs, Keras fit": (

@@ -586,7 +586,6 @@ def time_to_accuracy(recipes=None, dataset: str = "mnist", seed: int = config.DE
             "evaluation": "test accuracy after every epoch (DAWNBench-style); times are training only, "
             "test evaluation excluded; an ensemble is scored by its members' averaged probabilities",
             "recipes": rows,
-            "gpu": device["gpu"],
         }
     )
 
@@ -595,13 +594,13 @@ def score(tta: dict) -> dict:
     """Each recipe's times relative to the Keras example's (none where it did not run) and the
     goals (:func:`goals`) of a :func:`time_to_accuracy` result; ``tta`` is changed and returned."""
     rows = tta["recipes"]
-    gpu = tta.get("gpu", "GPU" in tta["device"])
+    gpu = tta["device"].startswith("GPU")  # networks.setup_device names a GPU "GPU (its name)"
     reference = (_reference(rows) or {}).get("seconds_to", {})
     for row in rows:
         row["ratio_to_reference"] = {
             t: (round(s / reference[t], 3) if s and reference.get(t) else None) for t, s in row["seconds_to"].items()
         }
-    tta.update(gpu=gpu, goals=goals(rows, gpu), goals_for="one GPU" if gpu else "2 CPU cores")
+    tta.update(goals=goals(rows, gpu), goals_for="one GPU" if gpu else "2 CPU cores")
     return tta
 
 

@@ -499,6 +499,22 @@ def test_significance_table_judges_each_pair_against_seed_noise(two_chapters):
     assert "not measured" in results.seed_noise_sentence(None)
 
 
+def test_significance_table_judges_seed_noise_only_between_two_networks(two_chapters):
+    ds, good, _ = two_chapters
+    _seeds_chapter(ds, sd=0.005)
+    metrics = results.load_metrics()
+    board = results.leaderboard(metrics)
+    networks = results.network_models(board, metrics)
+    assert "good" in networks and "poor" not in networks  # 05_b trained a network, 04_a did not
+    y_true, predictions = results.all_predictions(metrics)
+    ensemble = f"{RECIPE}, ensemble of 5 seeds (averaged probabilities)"
+    order = [ensemble, "good", "poor"]
+    table = results.significance_table(y_true, predictions, order, study=results.seed_study(metrics), networks=networks)
+    verdicts = dict(zip(table["compared with"], table["seed noise"]))
+    assert verdicts["good"] in ("within seed noise", "beyond seed noise")
+    assert verdicts["poor"] == "– (not two networks)"
+
+
 def test_significance_table_with_seed_noise_fits_the_page(two_chapters):
     ds, _, _ = two_chapters
     _seeds_chapter(ds, sd=0.005)

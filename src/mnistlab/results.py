@@ -113,7 +113,7 @@ def seed_noise_sentence(study: dict | None) -> str:
         f"Seed noise: chapter {study['chapter'].lstrip('0')} trained one recipe ({study['recipe']}) from "
         f"{study['n']} seeds; its single networks' test accuracies have an sd of {100 * study['sd']:.3f} points. "
         f"Two single runs differ by up to 1.96 × sd × √2 = {100 * study['threshold']:.2f} points "
-        f"({study['threshold'] * (study['n_test'] or 0):.0f} test images) from their seeds alone, so a pair whose "
+        f"({study['threshold'] * (study['n_test'] or 0):.1f} test images) from their seeds alone, so a pair whose "
         f"accuracies differ by less is within seed noise. The yardstick is that one recipe's: other networks "
         f"may vary more or less from seed to seed, and ensembles vary less."
         if study["n_test"]
@@ -224,14 +224,21 @@ def all_predictions(metrics: dict[str, dict], directory: Path | None = None):
 
 
 def significance_table(
-    y_true, predictions: dict, order: list[str], top: int = 6, study: dict | None = None
+    y_true,
+    predictions: dict,
+    order: list[str],
+    top: int = 6,
+    study: dict | None = None,
+    networks: set[str] | None = None,
 ) -> pd.DataFrame:
     """McNemar's test between the first model of ``order`` (the leader) and each of the next ones.
 
     The columns have short names (the leader's name can be 90 characters long; the caption
     names it), so the table fits the page. With the seeds chapter's ``study`` (:func:`seed_study`)
     the difference in accuracy is judged against seed noise too (``seed noise``: "within seed
-    noise" or "beyond seed noise", two single runs); without it that column is left out."""
+    noise" or "beyond seed noise", two single runs); without it that column is left out. With
+    ``networks`` (:func:`network_models`) only pairs of two networks are judged: a classical
+    model has no seed noise, and its row says so."""
     y_true = np.asarray(y_true)
     best, rows = order[0], []
     for other in order[1:top]:
@@ -247,7 +254,8 @@ def significance_table(
         }
         if study is not None:
             row["difference (points)"] = f"{100 * difference:+.2f}"
-            row["seed noise"] = seed_verdict(difference, study)
+            both = networks is None or {best, other} <= networks
+            row["seed noise"] = seed_verdict(difference, study) if both else "– (not two networks)"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -325,6 +333,12 @@ CONTRASTS = (
         _shifted_ensemble,
     ),
 )
+
+
+def network_models(board: pd.DataFrame, metrics: dict[str, dict]) -> set[str]:
+    """The models of ``board`` (:func:`leaderboard`) that are neural networks (their chapter trained networks)."""
+    chapters = _network_chapters(metrics)
+    return {m for m, ch in zip(board["model"], board["chapter"]) if ch in chapters}
 
 
 def _network_chapters(metrics: dict[str, dict]) -> set[str]:

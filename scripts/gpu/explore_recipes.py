@@ -77,7 +77,9 @@ def main() -> None:
     if args.throughput:
         if args.smoke:
             x, y = x[:1000], y[:1000]
-        return throughput(x, y, 3 if args.smoke else 100, device["jit_compile"], args.budget, start, args.out, args.smoke)
+        return throughput(
+            x, y, 3 if args.smoke else 100, device["jit_compile"], args.budget, start, args.out, args.smoke
+        )
     if args.smoke:
         x, y, x_test, y_test, n = x[:2000], y[:2000], x_test[:500], y_test[:500], 2
         recipes = [(arch, aug, 1) for arch, aug, _ in RECIPES[:3]]

@@ -85,6 +85,8 @@ def title_rows(info: dict) -> list[list[str]]:
                 f"{', '.join(commits)}, same inputs)",
             ]
         )
+    if reused:
+        software += " (of the run that built this report; each chapter names its own device and backend)"
     return rows + [["Software", software]]
 
 

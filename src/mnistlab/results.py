@@ -323,7 +323,7 @@ CONTRASTS = (
         lambda m: m == "bn_cnn, one-cycle + augmentation",
     ),
     (
-        "an ensemble (averaged probabilities) over the best single network",
+        "an ensemble (averaged probabilities) over the best single network of any chapter",
         None,
         _averaged_ensemble,
     ),
@@ -350,6 +350,15 @@ def _network_chapters(metrics: dict[str, dict]) -> set[str]:
     }
 
 
+def _distinct_points(a: float, b: float) -> tuple[str, str]:
+    """Two accuracy differences (fractions) in points, to the fewest decimals (2 to 4) that tell them apart."""
+    for places in (2, 3, 4):
+        shown = f"{100 * a:.{places}f}", f"{100 * b:.{places}f}"
+        if shown[0].lstrip("+-") != shown[1].lstrip("+-"):
+            break
+    return shown
+
+
 def _seed_clause(verdict: str | None) -> str:
     return f"; {verdict}" if verdict else ""
 
@@ -367,10 +376,11 @@ def _seeds_contrast(board: pd.DataFrame, study: dict | None) -> str | None:
     gain = ensemble["accuracy"] - mean["accuracy"]
     limit = seeds.noise_threshold(study["sd"], 1, study["n"])
     verdict = seed_verdict(gain, study, 1, study["n"])
+    shown_gain, shown_limit = _distinct_points(abs(gain), limit)
     return (
         f"An ensemble of {study['n']} networks over one network of the same recipe (the mean of its {study['n']} "
-        f"seeds, chapter {study['chapter'].lstrip('0')}): {gain * 100:+.2f} points; {verdict} (up to "
-        f"{100 * limit:.2f} points for one ensemble against a mean of {study['n']})."
+        f"seeds, chapter {study['chapter'].lstrip('0')}): {'+' if gain >= 0 else '-'}{shown_gain} points; {verdict} "
+        f"(up to {shown_limit} points for one ensemble against a mean of {study['n']})."
     )
 
 
@@ -456,7 +466,7 @@ def _published_sentence(best: pd.Series, dataset: str, official: bool) -> str:
         if official
         else "on the official test set (this run's test set is a subset, so compare with care)"
     )
-    return f"Published results {where} bracket it: {' and '.join(parts)}; see the references chapter."
+    return f"Published results {where} bracket it: {' and '.join(parts)}; see the published results in the results chapter."
 
 
 def executive_summary(metrics: dict[str, dict], info: dict) -> str:

@@ -117,7 +117,10 @@ def test_executive_summary_separates_the_ensemble_from_its_test_time_shifts(two_
     )
     text = results.executive_summary(results.load_metrics(), {"source": "S", "seconds": {}})
     gain = 2 / len(y) * 100
-    assert f"over the best single network of any chapter: +{gain:.2f} points (good to {name} (averaged probabilities);" in text
+    assert (
+        f"over the best single network of any chapter: +{gain:.2f} points (good to {name} (averaged probabilities);"
+        in text
+    )
     shifts = 3 / len(y) * 100
     assert f"same ensemble: +{shifts:.2f} points ({name} (averaged probabilities) to {name} (averaged" in text
 
@@ -570,7 +573,9 @@ def test_test_time_shifts_are_compared_with_the_same_ensemble_when_the_seeds_cha
     _seeds_chapter(ds, sd=0.005, ensemble_wrong=0)  # its ensemble is the most accurate of all
     text = results.executive_summary(results.load_metrics(), {"source": "S"})
     assert f"same ensemble: +1.00 points ({name} (averaged probabilities) to {name} (averaged" in text
-    assert f"over the best single network of any chapter: +0.67 points (good to {name} (averaged probabilities);" in text
+    assert (
+        f"over the best single network of any chapter: +0.67 points (good to {name} (averaged probabilities);" in text
+    )
     assert "not significant at 5%; within seed noise)." in text  # 1.00 and 0.67 points, both < 1.39
 
 

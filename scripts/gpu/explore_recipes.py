@@ -29,6 +29,13 @@ RECIPES = [("bn_cnn", True, 12), ("bn_cnn", True, 30), ("deep_cnn", True, 30), (
 THROUGHPUT = [("bn_cnn", 2, 128), ("bn_cnn", 2, 512), ("deep_cnn", 1, 128), ("deep_cnn", 1, 512)]
 
 
+def _write(rows: list[dict], out: str) -> None:
+    """All rows so far to ``out`` (a later recipe may not finish), and the newest one to stdout."""
+    with open(out, "w") as f:
+        json.dump(rows, f, indent=1)
+    print(json.dumps(rows[-1]), flush=True)
+
+
 def throughput(x, y, n: int, jit_compile: bool, budget: float, start: float, out: str, smoke: bool) -> None:
     """Time ``n`` networks trained together, per :data:`THROUGHPUT` row; write the rows to ``out``."""
     rows = []
@@ -55,9 +62,7 @@ def throughput(x, y, n: int, jit_compile: bool, budget: float, start: float, out
                 "last_training_accuracy": float(np.mean([h.history["accuracy"][-1] for h in histories])),
             }
         )
-        with open(out, "w") as f:
-            json.dump(rows, f, indent=1)
-        print(json.dumps(rows[-1]), flush=True)
+        _write(rows, out)
 
 
 def main() -> None:
@@ -123,9 +128,7 @@ def main() -> None:
                 "test_ensemble": float((test.mean(0).argmax(1) == y_test).mean()),
             }
         )
-        with open(args.out, "w") as f:
-            json.dump(rows, f, indent=1)
-        print(json.dumps(rows[-1]), flush=True)
+        _write(rows, args.out)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,9 @@ def test_second_run_reuses_everything(chapters):
     reused, info = run()
     assert all(reused.values()) and info["complete"]
     executed = nbformat.read(str(config.reports_dir() / "executed" / "01_a.ipynb"), 4)
-    assert set(executed.metadata["mnistlab"]["cache"]["inputs"]) == set(runner.INPUTS)
+    assert set(executed.metadata["mnistlab"]["cache"]["inputs"]) == set(runner.INPUTS) - {"metrics"}
+    results = nbformat.read(str(config.reports_dir() / "executed" / "03_results.ipynb"), 4)
+    assert set(results.metadata["mnistlab"]["cache"]["inputs"]) == set(runner.INPUTS)
     # No folder of the machine that ran it: papermill's paths are the chapter's place in the course.
     assert executed.metadata["papermill"]["input_path"] == "notebooks/01_a.ipynb"
     assert executed.metadata["papermill"]["output_path"] == "reports/executed/01_a.ipynb"
@@ -65,6 +67,19 @@ def test_edited_notebook_reruns_it_and_the_results_chapter(chapters):
         "03_results.ipynb": ["another chapter reruns"],
     }
     assert run()[0] == {"01_a.ipynb": True, "02_b.ipynb": False, "03_results.ipynb": False}
+
+
+def test_changed_metrics_make_only_the_results_chapter_stale(chapters):
+    """A chapter's metrics replaced without running it (a study promoted from a GPU machine, a
+    copied file): the results chapter, which reads them, is stale; the chapters are not."""
+    run()
+    metrics = config.metrics_dir() / "01_a.json"
+    record = json.loads(metrics.read_text())
+    record["results"][0]["accuracy"] = 0.5
+    metrics.write_text(json.dumps(record))
+    assert states() == {"01_a.ipynb": [], "02_b.ipynb": [], "03_results.ipynb": ["metrics changed"]}
+    assert run()[0] == {"01_a.ipynb": True, "02_b.ipynb": True, "03_results.ipynb": False}
+    assert states()["03_results.ipynb"] == []  # keyed on the metrics it read
 
 
 def test_parameters_data_and_package_make_chapters_stale(chapters, monkeypatch):
@@ -140,7 +155,8 @@ KEY_PARAMS = {"dataset": "mnist", "profile": "full", "seed": 42, "n_jobs": 2}
 def record_executed(notebook, target, params=KEY_PARAMS):
     """What the runner leaves in reports/executed/ (without running the chapter)."""
     nb = nbformat.read(str(notebook), 4)
-    record = {"inputs": cache.chapter_inputs(notebook, params, "data"), "seconds": 1.0, "executed": "now"}
+    inputs = cache.chapter_inputs(notebook, params, "data", target.parent.parent / "metrics")
+    record = {"inputs": inputs, "seconds": 1.0, "executed": "now"}
     nb.metadata["mnistlab"] = {"cache": {**record, "git_commit": "abc"}}
     nbformat.write(nb, str(target))
 

@@ -4,7 +4,7 @@ is up to date.
 A chapter's inputs are its notebook's cells (code and markdown; not its metadata or outputs),
 its parameters (less those that only choose how much of the machine it uses), the code of the
 package modules it imports (transitively; comments, docstrings and layout are not part of it) and
-a checksum of the data. They are stored in the executed notebook's metadata (``mnistlab.cache``),
+a checksum of the data; the results chapter's also the other chapters' metrics files, which it reads. They are stored in the executed notebook's metadata (``mnistlab.cache``),
 so ``reports/executed/`` is the cache. The key is the same on Python 3.10 to 3.13.
 """
 
@@ -20,14 +20,21 @@ from pathlib import Path
 
 import nbformat
 
-INPUTS = ("notebook", "parameters", "package", "data")
+INPUTS = ("notebook", "parameters", "package", "data", "metrics")
 #: What the runner stores in an executed notebook's metadata (``mnistlab.cache``).
 RECORD_KEYS = ("inputs", "seconds", "executed", "git_commit")
 
 
 def is_results_chapter(path: Path) -> bool:
-    """The results chapter only reads the others' metrics: it reruns whenever any of them did."""
+    """The results chapter only reads the others' metrics: it reruns whenever any of them did, or
+    whenever their metrics files changed (a study promoted from another machine)."""
     return path.stem.endswith("_results")
+
+
+def metrics_checksum(folder: Path) -> str:
+    """sha256 over the names and bytes of the metrics files in ``folder`` (none: the empty list's)."""
+    files = sorted(p for p in folder.glob("*") if p.is_file()) if folder.is_dir() else []
+    return _sha256(*(part for p in files for part in (p.name.encode(), b"\0", p.read_bytes(), b"\0")))
 
 
 def _sha256(*parts: bytes) -> str:
@@ -217,14 +224,18 @@ def _package_key(path: Path) -> str:
     return _sha256(key.encode(), b"\0", shown.encode()) if shown else key
 
 
-def chapter_inputs(path: Path, params: dict, data_checksum: str) -> dict:
-    """What a chapter's results depend on, each as a checksum (or the parameters themselves)."""
-    return {
+def chapter_inputs(path: Path, params: dict, data_checksum: str, metrics: Path | None = None) -> dict:
+    """What a chapter's results depend on, each as a checksum (or the parameters themselves); for
+    the results chapter also the metrics files in ``metrics``, the folder it reads them from."""
+    inputs = {
         "notebook": notebook_checksum(path),
         "parameters": {k: v for k, v in sorted(params.items()) if k not in RESOURCE_PARAMETERS},
         "package": _package_key(path),
         "data": data_checksum,
     }
+    if is_results_chapter(path) and metrics is not None:
+        inputs["metrics"] = metrics_checksum(metrics)
+    return inputs
 
 
 class UnreadableRecord(ValueError):
@@ -274,7 +285,7 @@ def chapter_states(paths, params: dict, data_checksum: str, executed: Path, forc
             record, unreadable = read_record(executed / path.name), False
         except UnreadableRecord:
             record, unreadable = None, True
-        inputs = chapter_inputs(path, params, data_checksum)
+        inputs = chapter_inputs(path, params, data_checksum, executed.parent / "metrics")
         if force:
             reasons = ["forced (FORCE=1)"]
         elif unreadable:
@@ -282,7 +293,7 @@ def chapter_states(paths, params: dict, data_checksum: str, executed: Path, forc
         elif record is None:
             reasons = ["never executed"]
         else:
-            reasons = [f"{key} changed" for key in INPUTS if record["inputs"].get(key) != inputs[key]]
+            reasons = [f"{key} changed" for key in INPUTS if record["inputs"].get(key) != inputs.get(key)]
         states.append(ChapterState(path.name, bool(reasons), reasons, None if reasons else record))
     others = [s for s, p in zip(states, paths) if not is_results_chapter(p)]
     for state, path in zip(states, paths):

@@ -329,7 +329,8 @@ def _execute(pm, path: Path, staging: Path, params: dict, data_checksum: str, co
     metrics = staging / "metrics"
     shutil.rmtree(metrics, ignore_errors=True)
     metrics.mkdir()
-    inputs = chapter_inputs(path, params, data_checksum)  # before running: what this execution saw
+    # before running: what this execution saw (the results chapter: the metrics the others just wrote)
+    inputs = chapter_inputs(path, params, data_checksum, config.reports_dir() / "metrics")
     start = time.perf_counter()
     try:
         pm.execute_notebook(

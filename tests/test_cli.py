@@ -26,6 +26,14 @@ def test_cli_rejects_unknown_names_in_one_line(args, expected):
     assert result.stderr.strip() == f"error: {expected}"
 
 
+@pytest.mark.parametrize("jobs", ["0", "-1", "two"])
+def test_cli_refuses_a_job_count_below_one_before_running_anything(jobs):
+    result = run("run", "--dataset", "mnist-sample", "--profile", "smoke", "--jobs", jobs)
+    assert result.returncode == 2
+    assert f"argument --jobs: {jobs!r} is not a whole number of at least 1" in result.stderr
+    assert "Traceback" not in result.stderr and "==" not in result.stdout  # refused before any chapter
+
+
 def test_cli_data_prints_source():
     result = run("data", "--dataset", "mnist-sample", "--profile", "smoke")
     assert result.returncode == 0, result.stderr

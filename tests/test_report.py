@@ -92,6 +92,19 @@ def test_report_needs_a_run_first():
         report.build_report(pdf=False)
 
 
+def test_a_truncated_run_json_says_to_run_again():
+    (config.reports_dir() / "run.json").write_text('{"dataset": "mnist-sample"')  # a run cut short
+    with pytest.raises(runner.NotebookFailed, match=r"run.json cannot be read \(JSONDecodeError\).*make notebooks"):
+        report.build_report(pdf=False, dataset_profile={"dataset": "mnist-sample", "profile": "smoke"})
+
+
+def test_a_listed_chapter_missing_from_executed_says_which_and_how_to_rerun_it():
+    info = {"notebooks": ["01_data_exploration.ipynb"], "date": "now", "dataset": "mnist-sample", "profile": "smoke"}
+    (config.reports_dir() / "run.json").write_text(json.dumps(info))
+    with pytest.raises(runner.NotebookFailed, match="01_data_exploration.ipynb is missing.*ONLY=01"):
+        report.build_report(pdf=False)
+
+
 def test_failing_notebook_names_cell_and_keeps_previous_report(tmp_path, monkeypatch):
     """`make report` = run the chapters, then build: a failing chapter stops it, and the report
     built from the last complete run stays as it was."""

@@ -20,10 +20,21 @@ def _names(parser):
     parser.add_argument("--profile", default="quick", help=f"one of: {', '.join(config.PROFILES)} (default: quick)")
 
 
+def _positive(text: str) -> int:
+    """A count of at least 1 (``--jobs 0`` would only fail hours later, inside a chapter)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
 def _common(parser):
     _names(parser)
     parser.add_argument("--seed", type=int, default=config.DEFAULT_SEED)
-    parser.add_argument("--jobs", type=int, default=2, help="parallel jobs (n_jobs)")
+    parser.add_argument("--jobs", type=_positive, default=2, help="parallel jobs (n_jobs), at least 1")
 
 
 def build_parser() -> argparse.ArgumentParser:

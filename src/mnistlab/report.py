@@ -96,6 +96,11 @@ def merge_notebooks(paths, info: dict):
     for number, path in enumerate(paths, start=1):
         try:
             chapter = nbformat.read(str(path), as_version=4)
+        except FileNotFoundError:
+            raise NotebookFailed(
+                f"the executed chapter {config.shown_path(path)} is missing, though run.json lists it: "
+                f"execute it again with {rerun_command(info, path.name[:2])}; the previous report was left in place."
+            ) from None
         except (ValueError, KeyError, AttributeError, nbformat.ValidationError) as err:  # not JSON, not a notebook
             raise NotebookFailed(
                 f"the executed chapter {config.shown_path(path)} cannot be read ({type(err).__name__}): "
@@ -211,7 +216,15 @@ def build_report(pdf: bool = True, dataset_profile: dict | None = None) -> dict:
             f"{config.shown_path(run_file)} not found: this run was never executed; execute its chapters first "
             f"({rerun_command(dataset_profile)})"
         )
-    info = json.loads(run_file.read_text())
+    try:
+        info = json.loads(run_file.read_text())
+        info["notebooks"], info["date"]  # noqa: B018  (what the report needs of it)
+    except (ValueError, TypeError, KeyError) as err:  # truncated, not JSON, or not a run's record
+        raise NotebookFailed(
+            f"{config.shown_path(run_file)} cannot be read ({type(err).__name__}): the run that wrote it was cut "
+            f"short; execute the chapters again with {rerun_command(dataset_profile)} (finished chapters are "
+            "reused); the previous report was left in place."
+        ) from None
     if not info.get("complete", True):
         raise NotebookFailed(
             f"the last run stopped before every chapter was up to date ({config.shown_path(run_file)}): "

@@ -213,6 +213,20 @@ def test_unwritable_reports_folder_is_one_sentence(monkeypatch, capsys):
         assert "MNISTLAB_OUTPUT=DIR" in line
 
 
+def test_a_refused_move_names_its_target_not_the_staging_copy(monkeypatch, capsys):
+    """A chapter's metrics are moved from the staging folder into reports/metrics/: when the move
+    is refused, the folder to fix is the target's, which the message names."""
+    staged, target = "reports/executed.partial/metrics/01.json", "reports/metrics/01.json"
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted", staged, None, target)
+
+    monkeypatch.setattr(runner, "run_notebooks", refuse)
+    code, _, err = cli_run(capsys, "run", "--dataset", "mnist-sample", "--profile", "smoke")
+    line = one_sentence(err)
+    assert code == 1 and f"Operation not permitted ({target})" in line and staged not in line
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_read_only_reports_folder_is_one_sentence(capsys):
     reports = config.reports_dir()

@@ -179,7 +179,9 @@ def main(argv=None) -> int:
             pass
         return 1
     except OSError as err:  # anything else the file system refused: one line, no traceback
-        where = f" ({err.filename})" if err.filename else ""
+        # a move or copy names its source, then its target, which is most often the one refused
+        target = err.filename2 or err.filename
+        where = f" ({target})" if target else ""
         print(
             f"error: {err.strerror or err}{where}: check that path, or choose other folders with "
             f"MNISTLAB_OUTPUT (reports and figures) and MNISTLAB_DATA (the data cache)",

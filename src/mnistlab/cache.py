@@ -4,8 +4,9 @@ is up to date.
 A chapter's inputs are its notebook's cells (code and markdown; not its metadata or outputs),
 its parameters (less those that only choose how much of the machine it uses), the code of the
 package modules it imports (transitively; comments, docstrings and layout are not part of it) and
-a checksum of the data; the results chapter's also the other chapters' metrics files, which it reads. They are stored in the executed notebook's metadata (``mnistlab.cache``),
-so ``reports/executed/`` is the cache. The key is the same on Python 3.10 to 3.13.
+a checksum of the data; the results chapter's also the other chapters' metrics files, which it
+reads. They are stored in the executed notebook's metadata (``mnistlab.cache``), so
+``reports/executed/`` is the cache. The key is the same on Python 3.10 to 3.13.
 """
 
 from __future__ import annotations

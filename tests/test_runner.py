@@ -349,3 +349,41 @@ def test_a_chapter_run_twice_gives_the_same_metrics(tmp_path, monkeypatch):
     (first, first_pred), (second, second_pred) = outcomes
     assert first == second and 0.3 < first["results"][0]["accuracy"] < 1
     np.testing.assert_array_equal(first_pred, second_pred)
+
+
+def test_a_run_of_some_chapters_keeps_the_others_up_to_date_and_names_the_stale_ones(chapters, monkeypatch):
+    """``--only 01`` after 02 was edited: the report holds 01 (run) and nothing stale; 02 and the
+    results chapter that reads it are named as left out, with the command that adds them."""
+    from mnistlab import report
+
+    run()
+    write_chapter(chapters / "02_b.ipynb", WRITE_METRICS.format(name="02_b"), "print('edited')", params=PARAMS)
+    info = runner.run_notebooks("mnist-sample", "smoke", seed=0, only=["01"], progress=False)
+    assert info["notebooks"] == ["01_a.ipynb"] and info["only"] == ["01"] and info["complete"]
+    assert info["left_out"] == {"02_b.ipynb": "notebook changed", "03_results.ipynb": "another chapter reruns"}
+    text = runner.left_out_text(info)
+    assert "02_b (notebook changed)" in text and "make report DATASET=mnist-sample PROFILE=smoke ONLY='02 03'" in text
+    assert ["Not in this report", text] in report.title_rows(info | {"source": "s", "date": "d"})
+
+    # Up-to-date chapters outside --only join the run as reused: here 01 and the results chapter.
+    info = runner.run_notebooks("mnist-sample", "smoke", seed=0, only=["02"], progress=False)
+    assert info["notebooks"][:2] == ["01_a.ipynb", "02_b.ipynb"] and info["chapters"]["01_a.ipynb"]["reused"]
+    assert not info["chapters"]["02_b.ipynb"]["reused"] and set(info["seconds"]) == set(info["notebooks"])
+    assert set(info["left_out"]) | set(info["notebooks"]) == {"01_a.ipynb", "02_b.ipynb", "03_results.ipynb"}
+
+    # The committed study's report is never built with chapters left out.
+    write_chapter(chapters / "02_b.ipynb", WRITE_METRICS.format(name="02_b"), "print('again')", params=PARAMS)
+    runner.run_notebooks("mnist-sample", "smoke", seed=0, only=["01"], progress=False)
+    monkeypatch.setattr(config, "repo_root", config.output_dir)
+    with pytest.raises(runner.NotebookFailed, match="committed study's report would lack .*02_b.*PROFILE=smoke`"):
+        report.build_report(pdf=False)
+
+
+def test_a_run_of_some_chapters_cut_short_names_them_in_its_advice(chapters):
+    from mnistlab import report
+
+    write_chapter(chapters / "02_b.ipynb", "1 / 0", params=PARAMS)
+    with pytest.raises(runner.NotebookFailed):
+        runner.run_notebooks("mnist-sample", "smoke", seed=0, only=["01", "02"], progress=False)
+    with pytest.raises(runner.NotebookFailed, match="stopped before.*PROFILE=smoke ONLY='01 02'` again"):
+        report.build_report(pdf=False)

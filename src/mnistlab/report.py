@@ -18,7 +18,7 @@ import nbformat
 
 from . import config
 from .evaluation import atomic_path
-from .runner import REPORT_TITLE, NotebookFailed
+from .runner import REPORT_TITLE, NotebookFailed, left_out_text, only_setting
 
 TEMPLATES = Path(__file__).parent / "templates"
 TEX_PACKAGES = "texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc"
@@ -85,6 +85,8 @@ def title_rows(info: dict) -> list[list[str]]:
                 f"{', '.join(commits)}, same inputs)",
             ]
         )
+    if info.get("left_out"):
+        rows.append(["Not in this report", left_out_text(info)])
     if reused:
         software += " (of the run that built this report; each chapter names its own device and backend)"
     return rows + [["Software", software]]
@@ -196,9 +198,11 @@ def check_tex() -> None:
 
 def rerun_command(run: dict, only: str | None = None) -> str:
     """The command that executes ``run``'s chapters (``run``: its ``run.json``, or just its
-    ``dataset`` and ``profile``), or only chapter ``only``, in its own output folder."""
+    ``dataset`` and ``profile``; the chapters of its ``--only``, if it had one), or only chapter
+    ``only``, in its own output folder."""
     dataset, profile = run.get("requested_dataset") or run.get("dataset", "auto"), run.get("profile", "quick")
-    return f"`make notebooks DATASET={dataset} PROFILE={profile}" + (f" ONLY={only}`" if only else "`")
+    prefixes = [only] if only else run.get("only", [])
+    return f"`make notebooks DATASET={dataset} PROFILE={profile}" + (f" {only_setting(prefixes)}`" if prefixes else "`")
 
 
 def build_report(pdf: bool = True, dataset_profile: dict | None = None) -> dict:
@@ -229,6 +233,11 @@ def build_report(pdf: bool = True, dataset_profile: dict | None = None) -> dict:
         raise NotebookFailed(
             f"the last run stopped before every chapter was up to date ({config.shown_path(run_file)}): "
             f"run {rerun_command(info)} again (finished chapters are reused); the previous report was left in place."
+        )
+    if info.get("left_out") and config.output_dir() == config.repo_root():
+        raise NotebookFailed(
+            f"the committed study's report would lack {left_out_text(info)} (the whole course, with "
+            f"{rerun_command({k: v for k, v in info.items() if k != 'only'}).replace('notebooks', 'report')}, leaves none out); the previous report was left in place."
         )
     paths = [reports / "executed" / name for name in info["notebooks"]]
     merged = merge_notebooks(paths, info)

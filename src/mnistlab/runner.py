@@ -9,7 +9,8 @@ clone starts warm. The results chapter reruns whenever any other chapter did.
 A chapter executes into ``reports/executed.partial/``; its executed notebook and its metrics
 files replace the previous ones only when it succeeded. ``reports/run.json`` describes what
 ``reports/executed/`` holds; it is marked incomplete until every chapter is up to date, and
-the report refuses to build from an incomplete run.
+the report refuses to build from an incomplete run. A run of some chapters (``--only``) also
+lists the other chapters that are up to date, and names the stale ones under ``left_out``.
 """
 
 from __future__ import annotations
@@ -251,6 +252,8 @@ def run_notebooks(
             f"{config.shown_path(config.reports_dir())}/ and {config.shown_path(config.figures_dir())}/",
             flush=True,
         )
+        if info.get("left_out"):
+            print(f"== not in the report: {left_out_text(info)}", flush=True)
     return info
 
 
@@ -280,6 +283,8 @@ def _run(pm, dataset, profile, seed, jobs, only, progress, force) -> dict:
         "seconds": {},
         "chapters": {},
     }
+    if only:  # a run of some chapters: the advice to finish it names them
+        info["only"] = [p.name[:2] for p in paths]
     env = {
         "MNISTLAB_OUTPUT": config.output_dir(),
         "TF_CPP_MIN_LOG_LEVEL": "3",
@@ -297,17 +302,56 @@ def _run(pm, dataset, profile, seed, jobs, only, progress, force) -> dict:
                 print(f"== {path.name} ({data.name}, {profile}): {'; '.join(state.reasons)}", flush=True)
                 record = _execute(pm, path, staging, params, data.checksum, commit, progress)
             info["seconds"][path.name] = record["seconds"]
-            info["chapters"][path.name] = {
-                "executed": record["executed"],
-                "git_commit": record["git_commit"],
-                "seconds": record["seconds"],
-                "reused": not state.stale,
-            }
+            info["chapters"][path.name] = _chapter_entry(record, reused=not state.stale)
             write_json_atomic(reports / "run.json", info)  # always describes reports/executed/
+    if only:
+        _add_unselected(info, paths, params, data.checksum, executed)
     info["complete"] = True
     write_json_atomic(reports / "run.json", info)
     shutil.rmtree(staging, ignore_errors=True)
     return info
+
+
+def _add_unselected(info: dict, selected, params: dict, data_checksum: str, executed: Path) -> None:
+    """After a run of some chapters (``--only``): the other chapters that are up to date join
+    ``info`` as reused, in course order, so the report holds every chapter it can; the stale or
+    never executed ones are listed, with why, under ``left_out`` (the report names them)."""
+    course = notebook_paths()
+    chosen = {p.name for p in selected}
+    chapters = dict(info["chapters"])
+    info["left_out"] = {}
+    for path, state in zip(course, chapter_states(course, params, data_checksum, executed)):
+        if path.name in chosen:
+            continue
+        if state.stale:
+            info["left_out"][path.name] = "; ".join(state.reasons)
+        else:
+            chapters[path.name] = _chapter_entry(state.record, reused=True)
+    info["notebooks"] = [p.name for p in course if p.name in chapters]
+    info["chapters"] = {name: chapters[name] for name in info["notebooks"]}
+    info["seconds"] = {name: chapters[name]["seconds"] for name in info["notebooks"]}
+
+
+def only_setting(prefixes) -> str:
+    """make's ONLY= for chapter ``prefixes``: ``ONLY=05``, or quoted when there are several."""
+    joined = " ".join(prefixes)
+    return f"ONLY='{joined}'" if " " in joined else f"ONLY={joined}"
+
+
+def left_out_text(info: dict) -> str:
+    """The chapters a run of some chapters (``--only``) left out of its report, why, and the command that adds them."""
+    left = info.get("left_out", {})
+    named = "; ".join(f"{name.removesuffix('.ipynb')} ({why})" for name, why in left.items())
+    dataset = info.get("requested_dataset") or info["dataset"]
+    return (
+        f"{named} — stale or never executed, and not among this run's {only_setting(info.get('only', []))}; "
+        f"`make report DATASET={dataset} PROFILE={info['profile']} {only_setting(name[:2] for name in left)}` adds them"
+    )
+
+
+def _chapter_entry(record: dict, reused: bool) -> dict:
+    """What ``run.json`` says of one chapter, from its cache record."""
+    return {k: record[k] for k in ("executed", "git_commit", "seconds")} | {"reused": reused}
 
 
 def kernel_config():

@@ -344,7 +344,7 @@ def left_out_text(info: dict) -> str:
     named = "; ".join(f"{name.removesuffix('.ipynb')} ({why})" for name, why in left.items())
     dataset = info.get("requested_dataset") or info["dataset"]
     return (
-        f"{named} — stale or never executed, and not among this run's {only_setting(info.get('only', []))}; "
+        f"{named}, not among this run's {only_setting(info.get('only', []))}; "
         f"`make report DATASET={dataset} PROFILE={info['profile']} {only_setting(name[:2] for name in left)}` adds them"
     )
 

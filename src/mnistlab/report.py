@@ -86,7 +86,7 @@ def title_rows(info: dict) -> list[list[str]]:
             ]
         )
     if info.get("left_out"):
-        rows.append(["Not in this report", left_out_text(info)])
+        rows.append(["Left out", left_out_text(info).replace("`", "")])  # no code quotes on the title page
     if reused:
         software += " (of the run that built this report; each chapter names its own device and backend)"
     return rows + [["Software", software]]

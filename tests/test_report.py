@@ -253,3 +253,12 @@ def test_git_commit_ignores_the_runs_own_outputs(tmp_path, monkeypatch):
     assert runner.git_commit() == clean
     (repo / "src.py").write_text("a = 2\n")
     assert runner.git_commit() == clean + " +changes"
+
+
+def test_pdf_tables_open_quoted_words_with_an_opening_quote():
+    """LaTeX prints a straight ' as ’: a table's 'ovo' would read ’ovo’. Apostrophes stay."""
+    latex = "always 'not positive' & decision_function_shape='ovo' & the class's 'large (≥ 7)'"
+    cell = nbformat.v4.new_code_cell("t", outputs=[nbformat.v4.new_output("display_data", data={"text/latex": latex})])
+    pdf = report._for_pdf(new_notebook([cell]))
+    shown = pdf.cells[0].outputs[0].data["text/latex"]
+    assert shown == "always `not positive' & decision_function_shape=`ovo' & the class's `large (≥ 7)'"

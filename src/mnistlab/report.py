@@ -25,6 +25,8 @@ TEX_PACKAGES = "texlive-xetex texlive-fonts-recommended texlive-plain-generic pa
 _BADGE = re.compile(r"\[!\[[^\]]*\]\([^)]*\)\]\([^)]*\)\s*")
 _OUTPUT_HEADING = re.compile(r"^#(#+ )", re.M)
 _BADGE_LINK = re.compile(r"\[!\[[^\]]*\]\([^)]*\)\]\(([^)]*)\)")
+#: A word or phrase in straight single quotes ('ovo', 'not positive'), not an apostrophe (it's).
+_SINGLE_QUOTED = re.compile(r"(?<![\w'])'([^'\s][^'\n]*?)'(?!\w)")
 _OBJECT_REPR = re.compile(r"^<[\w.]+(\s.*)?(at 0x[0-9a-f]+|size \d+x\d+ with \d+ Axes)>$", re.S)
 
 
@@ -125,7 +127,8 @@ def merge_notebooks(paths, info: dict):
 
 def _for_pdf(merged, summary: str | None = None):
     """The PDF flavour: no Colab badges (remote images cannot be typeset), no printed text (logs,
-    progress; the HTML keeps it), and the executive summary as an unnumbered first chapter."""
+    progress; the HTML keeps it), quoted words in tables opened with ‘ (LaTeX prints a straight
+    quote as ’), and the executive summary as an unnumbered first chapter."""
     pdf = copy.deepcopy(merged)
     for cell in pdf.cells:
         if cell.cell_type == "markdown":
@@ -135,6 +138,8 @@ def _for_pdf(merged, summary: str | None = None):
             for output in cell["outputs"]:  # a heading shown by a cell sits one level deeper in LaTeX
                 if "text/markdown" in output.get("data", {}):
                     output.data["text/markdown"] = _OUTPUT_HEADING.sub(r"\1", output.data["text/markdown"])
+                if "text/latex" in output.get("data", {}):  # tables: LaTeX would print 'ovo' as ’ovo’
+                    output.data["text/latex"] = _SINGLE_QUOTED.sub(r"`\1'", output.data["text/latex"])
     if summary:
         pdf.cells.insert(0, nbformat.v4.new_markdown_cell(f"# Executive summary {{-}}\n\n{summary}", id="summary"))
     return pdf

@@ -18,7 +18,7 @@ import nbformat
 
 from . import config
 from .evaluation import atomic_path
-from .runner import REPORT_TITLE, NotebookFailed, left_out_text, only_setting
+from .runner import REPORT_TITLE, NotebookFailed, left_out_text, make_command
 
 TEMPLATES = Path(__file__).parent / "templates"
 TEX_PACKAGES = "texlive-xetex texlive-fonts-recommended texlive-plain-generic pandoc"
@@ -205,9 +205,7 @@ def rerun_command(run: dict, only: str | None = None) -> str:
     """The command that executes ``run``'s chapters (``run``: its ``run.json``, or just its
     ``dataset`` and ``profile``; the chapters of its ``--only``, if it had one), or only chapter
     ``only``, in its own output folder."""
-    dataset, profile = run.get("requested_dataset") or run.get("dataset", "auto"), run.get("profile", "quick")
-    prefixes = [only] if only else run.get("only", [])
-    return f"`make notebooks DATASET={dataset} PROFILE={profile}" + (f" {only_setting(prefixes)}`" if prefixes else "`")
+    return make_command(run, "notebooks", [only] if only else run.get("only", []))
 
 
 def build_report(pdf: bool = True, dataset_profile: dict | None = None) -> dict:
@@ -242,7 +240,7 @@ def build_report(pdf: bool = True, dataset_profile: dict | None = None) -> dict:
     if info.get("left_out") and config.output_dir() == config.repo_root():
         raise NotebookFailed(
             f"the committed study's report would lack {left_out_text(info)} (the whole course, with "
-            f"{rerun_command({k: v for k, v in info.items() if k != 'only'}).replace('notebooks', 'report')}, leaves none out); the previous report was left in place."
+            f"{make_command(info, 'report')}, leaves none out); the previous report was left in place."
         )
     paths = [reports / "executed" / name for name in info["notebooks"]]
     merged = merge_notebooks(paths, info)

@@ -318,11 +318,10 @@ def _add_unselected(info: dict, selected, params: dict, data_checksum: str, exec
     never executed ones are listed, with why, under ``left_out`` (the report names them)."""
     course = notebook_paths()
     chosen = {p.name for p in selected}
+    others = [p for p in course if p.name not in chosen]
     chapters = dict(info["chapters"])
     info["left_out"] = {}
-    for path, state in zip(course, chapter_states(course, params, data_checksum, executed)):
-        if path.name in chosen:
-            continue
+    for path, state in zip(others, chapter_states(others, params, data_checksum, executed)):
         if state.stale:
             info["left_out"][path.name] = "; ".join(state.reasons)
         else:
@@ -338,15 +337,19 @@ def only_setting(prefixes) -> str:
     return f"ONLY='{joined}'" if " " in joined else f"ONLY={joined}"
 
 
+def make_command(run: dict, target: str = "notebooks", only=()) -> str:
+    """`make TARGET DATASET=… PROFILE=…` for ``run`` (its ``run.json``, or just its ``dataset``
+    and ``profile``), with ONLY= when chapter prefixes ``only`` are given (none: every chapter)."""
+    dataset, profile = run.get("requested_dataset") or run.get("dataset", "auto"), run.get("profile", "quick")
+    return f"`make {target} DATASET={dataset} PROFILE={profile}" + (f" {only_setting(only)}`" if only else "`")
+
+
 def left_out_text(info: dict) -> str:
     """The chapters a run of some chapters (``--only``) left out of its report, why, and the command that adds them."""
     left = info.get("left_out", {})
     named = "; ".join(f"{name.removesuffix('.ipynb')} ({why})" for name, why in left.items())
-    dataset = info.get("requested_dataset") or info["dataset"]
-    return (
-        f"{named}, not among this run's {only_setting(info.get('only', []))}; "
-        f"`make report DATASET={dataset} PROFILE={info['profile']} {only_setting(name[:2] for name in left)}` adds them"
-    )
+    adds = make_command(info, "report", [name[:2] for name in left])
+    return f"{named}, not among this run's {only_setting(info.get('only', []))}; {adds} adds them"
 
 
 def _chapter_entry(record: dict, reused: bool) -> dict:

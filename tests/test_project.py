@@ -86,3 +86,14 @@ def test_jupyterlab_is_in_the_environment():
     result = subprocess.run([str(jupyter), "lab", "--version"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert int(result.stdout.strip().split(".")[0]) >= 4
+
+
+def test_differences_are_printed_in_points_not_percent():
+    """A signed difference of two accuracies ("+0.07") is a difference in percentage points:
+    printing it with a percent sign (`:+.2%`) reads as a relative change. The chapters and the
+    package print differences as `100 * diff:+.2f` followed by "points"."""
+    signed_percent = re.compile(r":\+\.?\d*%")
+    sources = {p.name: "\n".join(c.source for c in nbformat.read(str(p), 4).cells) for p in NOTEBOOKS}
+    sources |= {p.name: p.read_text() for p in (REPO / "src" / "mnistlab").glob("*.py")}
+    offenders = {name: signed_percent.findall(text) for name, text in sources.items() if signed_percent.search(text)}
+    assert not offenders, offenders

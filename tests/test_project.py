@@ -97,3 +97,25 @@ def test_differences_are_printed_in_points_not_percent():
     sources |= {p.name: p.read_text() for p in (REPO / "src" / "mnistlab").glob("*.py")}
     offenders = {name: signed_percent.findall(text) for name, text in sources.items() if signed_percent.search(text)}
     assert not offenders, offenders
+
+
+def test_every_table_a_chapter_makes_is_shown():
+    """A cell shows only its last expression: a `plots.Table(...)` anywhere else in the cell is
+    built and thrown away, and its caption's promise ("fold by fold:") points at nothing. Such a
+    table is wrapped in `display(...)`."""
+    import ast
+
+    from IPython.core.inputtransformer2 import TransformerManager  # cells may hold `!git clone …`
+
+    to_python = TransformerManager().transform_cell
+    dropped = []
+    for path in NOTEBOOKS:
+        for index, cell in enumerate(nbformat.read(str(path), 4).cells):
+            if cell.cell_type != "code":
+                continue
+            body = ast.parse(to_python(cell.source)).body
+            for statement in body[:-1]:
+                call = statement.value if isinstance(statement, ast.Expr) else None
+                if isinstance(call, ast.Call) and ast.unparse(call.func).endswith("Table"):
+                    dropped.append(f"{path.name}, cell {index}, line {statement.lineno}")
+    assert not dropped, dropped

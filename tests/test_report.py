@@ -81,6 +81,22 @@ def test_merge_keeps_order_and_drops_noise(tmp_path):
     assert "colab-badge" not in pdf_nb.cells[0].source and "colab-badge" in merged.cells[0].source
 
 
+def test_chapters_are_numbered_by_their_notebook_in_a_partial_report(tmp_path):
+    """A report of chapters 5 and 7 (a run with --only) calls them chapters 5 and 7, as their text
+    and figure numbers do, in the PDF (LaTeX's counter set before each) and in the HTML contents."""
+    paths = [
+        executed_notebook(tmp_path / "05_a.ipynb", "Alpha", []),
+        executed_notebook(tmp_path / "07_b.ipynb", "Beta", []),
+    ]
+    merged = report.merge_notebooks(paths, INFO)
+    pdf = report._for_pdf(merged, summary="All good.")
+    raw = [c.source for c in pdf.cells if c.cell_type == "raw"]
+    assert raw == ["\\setcounter{chapter}{4}", "\\setcounter{chapter}{6}"]
+    assert [c.cell_type for c in pdf.cells] == ["markdown", "raw", "markdown", "code", "raw", "markdown", "code"]
+    contents = report._for_html(merged).cells[0].source
+    assert "5. [Alpha](#chapter-5)" in contents and "7. [Beta](#chapter-7)" in contents and "1. [" not in contents
+
+
 def test_missing_tex_gives_install_command(monkeypatch):
     monkeypatch.setattr(report.shutil, "which", lambda tool: None)
     with pytest.raises(report.MissingToolError, match="apt-get install texlive-xetex"):

@@ -97,7 +97,8 @@ def title_rows(info: dict) -> list[list[str]]:
 def merge_notebooks(paths, info: dict):
     """One notebook from the executed chapters, with the run described in its metadata."""
     merged = nbformat.v4.new_notebook()
-    for number, path in enumerate(paths, start=1):
+    for position, path in enumerate(paths, start=1):
+        number = int(path.name[:2]) if path.name[:2].isdigit() else position  # 07_… is chapter 7, also alone
         try:
             chapter = nbformat.read(str(path), as_version=4)
         except FileNotFoundError:
@@ -112,6 +113,9 @@ def merge_notebooks(paths, info: dict):
             ) from None
         if not merged.metadata:
             merged.metadata = copy.deepcopy(chapter.metadata)
+        heading = next((c for c in chapter.cells if c.cell_type == "markdown" and c.source.startswith("# ")), None)
+        if heading is not None:  # the PDF and the HTML number the chapter by its notebook, not its place here
+            heading.metadata["mnistlab_chapter"] = number
         for index, cell in enumerate(chapter.cells):
             cell["id"] = f"c{number:02d}-{index:03d}"  # unique across chapters
             if cell.cell_type == "code":
@@ -128,8 +132,13 @@ def merge_notebooks(paths, info: dict):
 def _for_pdf(merged, summary: str | None = None):
     """The PDF flavour: no Colab badges (remote images cannot be typeset), no printed text (logs,
     progress; the HTML keeps it), quoted words in tables opened with ‘ (LaTeX prints a straight
-    quote as ’), and the executive summary as an unnumbered first chapter."""
+    quote as ’), the executive summary as an unnumbered first chapter, and each chapter numbered
+    as its notebook (a report of chapters 5 and 7 has no chapter 1)."""
     pdf = copy.deepcopy(merged)
+    numbered = [i for i, c in enumerate(pdf.cells) if "mnistlab_chapter" in c.metadata]
+    for i in reversed(numbered):
+        counter = f"\\setcounter{{chapter}}{{{pdf.cells[i].metadata['mnistlab_chapter'] - 1}}}"
+        pdf.cells.insert(i, nbformat.v4.new_raw_cell(counter, metadata={"raw_mimetype": "text/latex"}, id=f"n{i}"))
     for cell in pdf.cells:
         if cell.cell_type == "markdown":
             cell.source = _BADGE.sub("", cell.source)
@@ -157,7 +166,7 @@ def _for_html(merged, summary: str | None = None):
         lines = []
         for line in cell.source.splitlines():
             if line.startswith("# "):
-                chapter += 1
+                chapter = cell.metadata.get("mnistlab_chapter", chapter + 1)
                 anchor, section = f"chapter-{chapter}", 0
                 toc.append(f"{chapter}. [{line[2:].strip()}](#{anchor})")
             elif line.startswith("## ") and chapter:

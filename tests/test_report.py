@@ -97,6 +97,21 @@ def test_chapters_are_numbered_by_their_notebook_in_a_partial_report(tmp_path):
     assert "5. [Alpha](#chapter-5)" in contents and "7. [Beta](#chapter-7)" in contents and "1. [" not in contents
 
 
+@pytest.mark.skipif(
+    shutil.which("xelatex") is None or shutil.which("pdftotext") is None, reason="make setup installs TeX"
+)
+def test_a_partial_pdf_says_chapter_7_for_chapter_7():
+    executed = config.reports_dir() / "executed"
+    executed.mkdir(parents=True)
+    for name, title in (("05_a.ipynb", "Alpha"), ("07_b.ipynb", "Beta")):
+        executed_notebook(executed / name, title, [])
+    info = {**INFO, "notebooks": ["05_a.ipynb", "07_b.ipynb"], "complete": True}
+    (config.reports_dir() / "run.json").write_text(json.dumps(info))
+    written = report.build_report(dataset_profile={"dataset": "mnist-sample", "profile": "smoke"})
+    text = " ".join(subprocess.run(["pdftotext", written["pdf"], "-"], capture_output=True, text=True).stdout.split())
+    assert "Chapter 5 Alpha" in text and "Chapter 7 Beta" in text and "Chapter 1 " not in text
+
+
 def test_missing_tex_gives_install_command(monkeypatch):
     monkeypatch.setattr(report.shutil, "which", lambda tool: None)
     with pytest.raises(report.MissingToolError, match="apt-get install texlive-xetex"):

@@ -266,6 +266,7 @@ def build_report(pdf: bool = True, dataset_profile: dict | None = None) -> dict:
         cfg.TemplateExporter.exclude_input = True
         cfg.TemplateExporter.exclude_input_prompt = True
         cfg.TemplateExporter.exclude_output_prompt = True
+        cfg.PDFExporter.raw_mimetypes = ["text/latex"]  # _for_pdf's chapter counters
         exporter = PDFExporter(
             config=cfg, extra_template_paths=[str(TEMPLATES)], template_file="mnistlab_report.tex.j2"
         )

@@ -153,3 +153,61 @@ def test_plot_helpers_draw(digits):
     ]
     for fig in figs:
         assert fig.axes and all(ax.has_data() for ax in fig.axes)
+
+
+def test_error_matrix_shows_where_each_class_errors_go():
+    """The second view is in percent of each row's errors (it says so): 3 of class 0's 4 errors
+    go to 1 and 1 to 9, whatever the class's size; a class without errors shows zeros."""
+    y_true = np.array([0] * 100 + [1] * 10)
+    y_pred = np.array([1, 1, 1, 9] + [0] * 96 + [1] * 10)
+    fig = plots.confusion_matrices(y_true, y_pred, [str(i) for i in range(10)])
+    texts = [t.get_text() for t in fig.axes[1].texts]
+    assert texts[1] == "75" and texts[9] == "25" and texts[0] == "0" and set(texts[10:20]) == {"0"}
+    assert "row's errors" in fig.axes[1].get_title()
+
+
+def test_a_grid_search_table_of_names_stays_upright():
+    """Headers like kernel_initializer break after an underscore, so a 10-column table of
+    hyper-parameters fits the page upright instead of taking a landscape page of its own."""
+    assert plots.header_lines("kernel_initializer", 14) == ["kernel_", "initializer"]
+    assert plots.header_lines("mean CV accuracy", 6) == ["mean CV", "accuracy"]
+    row = {"rank": 1, "activation": "relu", "batch_size": 32, "dropout": 0.5, "epochs": 6}
+    row |= {"kernel_initializer": "glorot_uniform", "optimizer": "rmsprop", "mean CV accuracy": 0.95}
+    row |= {"std": 0.0078, "fit seconds": 8.2}
+    latex = plots.Table(pd.DataFrame([row] * 12), float_format="{:.4f}", index=False)._repr_latex_()
+    assert "landscape" not in latex and r"kernel\_\\initializer" in latex
+
+
+def test_score_per_parameter_draws_one_legible_panel_per_varied_parameter(digits):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = digits
+    grid = {
+        "C": [0.1, 1.0],
+        "fit_intercept": [True, False],
+        "tol": [1e-3, 1e-2],
+        "max_iter": [50, 100],
+        "solver": ["lbfgs"],
+    }
+    search = GridSearchCV(LogisticRegression(), grid, cv=2).fit(X[:200], y[:200])
+    fig = plots.score_per_parameter(search)
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert sorted(ax.get_xlabel() for ax in shown) == ["C", "fit_intercept", "max_iter", "tol"]  # not solver
+    assert all(ax.has_data() for ax in shown) and fig.get_figwidth() <= 7.5  # three across: printed near full size
+
+
+def test_calibration_error_separates_calibration_from_sharpness():
+    """Probabilities that match their bins' share of positives score near 0, however unsharp (the
+    Brier score then still penalises them); overconfident ones lie far from the diagonal."""
+    from sklearn.metrics import brier_score_loss
+
+    rng = np.random.default_rng(0)
+    p_true = rng.uniform(size=20_000)
+    y = rng.uniform(size=p_true.size) < p_true
+    overconfident = np.clip(0.5 + 1.6 * (p_true - 0.5), 0, 1)
+    assert evaluation.calibration_error(y, p_true) < 0.01
+    assert evaluation.calibration_error(y, np.full(y.size, y.mean())) < 0.01  # calibrated, not sharp
+    assert evaluation.calibration_error(y, overconfident) > 0.05
+    assert evaluation.calibration_error(y, overconfident) > evaluation.calibration_error(y, p_true)
+    assert brier_score_loss(y, np.full(y.size, y.mean())) > brier_score_loss(y, p_true)

@@ -211,6 +211,7 @@ def test_import_verifies_and_copies(tmp_path, synthetic_checksums, gz):
     assert len(mnist_cache()) == 4
     ds = load_dataset("auto", "full")
     assert ds.name == "mnist" and "imported from a local folder" in ds.source and str(source) not in ds.source
+    assert "(imported from a local folder) in the cache" in ds.source  # no import date: the same line on any day
     assert all("already in the cache" in line for line in data.import_files(source))
 
 

@@ -12,6 +12,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import shutil
 import struct
 import urllib.error
@@ -260,15 +261,16 @@ def _record_origin(path: Path, origin: str) -> None:
 
 
 def _origin(path: Path) -> str:
-    """Where a cached file came from, in words that name no folder of this machine (for ``source``)."""
+    """Where a cached file came from, in words that name no folder of this machine and no date (for
+    ``source``: chapters run on other days or machines from the same verified files say the same)."""
     index = path.parent / ORIGINS
     found = json.loads(index.read_text()) if index.exists() else {}
-    origin = found.get(path.name, "origin not recorded")
-    date = f", {origin.rsplit(', ', 1)[1]}" if ", " in origin else ""
-    if origin.startswith("imported from "):  # ORIGINS.json keeps the folder; the source line does not
-        return f"imported from a local folder{date}"
+    recorded = found.get(path.name, "origin not recorded")
+    origin = re.sub(r", \d{4}-\d{2}-\d{2}$", "", recorded)  # ORIGINS.json keeps the date
+    if origin.startswith("imported from "):  # ... and the folder
+        return "imported from a local folder"
     if origin.startswith("downloaded from file:"):
-        return f"downloaded from a local mirror{date}"
+        return "downloaded from a local mirror"
     return origin
 
 

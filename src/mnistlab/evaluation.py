@@ -182,6 +182,16 @@ def binary_scores(y_true, y_pred) -> dict:
     }
 
 
+def calibration_error(y_true, probabilities, n_bins: int = 10) -> float:
+    """How far a reliability diagram lies from its diagonal: the mean gap between each bin's mean
+    predicted probability and its share of positives, weighted by the bin's size (expected
+    calibration error; 0 is perfectly calibrated). Unlike the Brier score, sharpness does not count."""
+    y, p = np.asarray(y_true, dtype=float), np.asarray(probabilities, dtype=float)
+    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    gaps = [abs(p[bins == b].mean() - y[bins == b].mean()) * (bins == b).sum() for b in np.unique(bins)]
+    return float(sum(gaps) / len(p))
+
+
 def most_confused_pair(cm) -> tuple[int, int]:
     """``(true, predicted)`` classes of the largest off-diagonal entry of a confusion matrix."""
     errors = np.array(cm, dtype=float)

@@ -237,7 +237,7 @@ def embedding_scatter(points, y, class_names, title: str | None = None):
     return fig
 
 
-TEXT_WIDTH_PT, LANDSCAPE_WIDTH_PT = 460, 640  # nbconvert's report layout: 1-inch margins on letter paper
+TEXT_WIDTH_PT, LANDSCAPE_WIDTH_PT = 468, 648  # nbconvert's report layout: 1-inch margins on letter paper (6.5 and 9 in)
 _CHAR_PT = {"small": 4.6, "footnotesize": 4.2}  # average width of a character at 9 and 8 pt
 _COLUMN_PAD_PT = 12
 _HEADER_MIN_CHARS = 10  # a header longer than its column's values is broken into lines of at least this
@@ -271,18 +271,27 @@ def _width(chars, size) -> float:
 
 
 def header_lines(header: str, width: int) -> list[str]:
-    """``header`` broken at spaces into lines of about ``width`` characters (a long header over
-    short numbers would otherwise set the column's width)."""
+    """``header`` broken at spaces, or after the underscores of a name (``kernel_`` / ``initializer``),
+    into lines of about ``width`` characters (a long header over short values would otherwise set
+    the column's width)."""
     width = max(width, _HEADER_MIN_CHARS)
+    pieces = [(sep, piece) for word in str(header).split(" ") for sep, piece in _name_pieces(word)]
     lines: list[str] = []
-    for word in str(header).split(" "):
-        if lines and len(lines[-1]) + 1 + len(word) <= width:
-            lines[-1] += " " + word
+    for sep, piece in pieces:
+        if lines and len(lines[-1]) + len(sep) + len(piece) <= width:
+            lines[-1] += sep + piece
         else:
-            lines.append(word)
+            lines.append(piece)
     if len(lines) > 1 and len(lines[-1]) < 4:  # no line of its own for a unit ("s") or a stray word
-        lines[-2:] = [lines[-2] + " " + lines[-1]]
+        sep = "" if lines[-2].endswith("_") else " "
+        lines[-2:] = [lines[-2] + sep + lines[-1]]
     return lines or [""]
+
+
+def _name_pieces(word: str) -> list[tuple[str, str]]:
+    """``word`` cut after each inner underscore, each piece with what joins it to the one before."""
+    pieces = [p for p in re.split(r"(?<=_)(?=[^_])", word)] or [""]
+    return [(" ", pieces[0])] + [("", p) for p in pieces[1:]]
 
 
 def table_layout(chars: list[int], numeric: list[bool]) -> dict:
@@ -481,27 +490,56 @@ def one_vs_rest_curves(y_true, scores, class_names):
     return fig
 
 
-def confusion_matrices(y_true, y_pred, class_names):
-    """Two views of one confusion matrix, annotated at a size that stays legible in print:
-    counts, and the errors alone (each row's errors as a share of that true class)."""
-    from sklearn.metrics import ConfusionMatrixDisplay
+def score_per_parameter(grid_search):
+    """Mean cross-validated score against each value of each hyper-parameter a fitted grid search
+    varied (the last round of a successive-halving search), in rows of three legible panels."""
+    cv_results = pd.DataFrame(grid_search.cv_results_)
+    if "iter" in cv_results:
+        cv_results = cv_results[cv_results["iter"] == cv_results["iter"].max()]
+    grid = getattr(grid_search, "param_grid", {})
+    varied = [p for p, values in grid.items() if len(values) > 1] or ["(none varied)"]
+    n_cols = min(3, len(varied))
+    n_rows = -(-len(varied) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.4 * n_cols, 2.3 * n_rows), squeeze=False, sharey=True)
+    for ax in axes.ravel()[len(varied) :]:
+        ax.set_visible(False)
+    for ax, param in zip(axes.ravel(), varied):
+        if f"param_{param}" in cv_results:
+            sns.pointplot(data=cv_results, x=f"param_{param}", y="mean_test_score", ax=ax, errorbar=None)
+        else:  # a grid of one configuration (the smoke profile): nothing to compare
+            ax.text(0.5, 0.5, "one configuration", ha="center", va="center", transform=ax.transAxes)
+            ax.set_xticks([])
+        ax.set_xlabel(param)
+        ax.set_ylabel("mean CV accuracy")
+        ax.tick_params(axis="x", rotation=30)
+    return fig
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.8))
+
+def confusion_matrices(y_true, y_pred, class_names):
+    """Two views of one confusion matrix, annotated at 8 pt or more in print: counts, and the
+    errors alone, each row in percent of that true class's errors (where its errors go)."""
+    from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.4))  # printed 6.2 in wide: 12-pt text prints at 8 pt
+    labels = np.arange(len(class_names))
     options = {
-        "display_labels": class_names,
         "colorbar": False,
-        "labels": np.arange(len(class_names)),
         "xticks_rotation": 45 if len(max(class_names, key=len)) > 2 else 0,
-        "text_kw": {"fontsize": 11},
+        "text_kw": {"fontsize": 12},
     }
-    ConfusionMatrixDisplay.from_predictions(y_true, y_pred, ax=axes[0], **options)
-    errors = np.asarray(y_true) != np.asarray(y_pred)
-    ConfusionMatrixDisplay.from_predictions(
-        y_true, y_pred, ax=axes[1], normalize="true", values_format=".0%", sample_weight=errors.astype(float), **options
+    ConfusionMatrixDisplay(confusion_matrix(y_true, y_pred, labels=labels), display_labels=class_names).plot(
+        ax=axes[0], **options
     )
-    for ax, title in zip(axes, ["counts", "errors only (share of each true class)"]):
+    errors = confusion_matrix(y_true, y_pred, labels=labels)
+    np.fill_diagonal(errors, 0)
+    per_row = errors.sum(axis=1, keepdims=True)
+    percent = np.divide(100 * errors, per_row, out=np.zeros(errors.shape), where=per_row > 0)
+    ConfusionMatrixDisplay(percent, display_labels=class_names).plot(ax=axes[1], values_format=".0f", **options)
+    for ax, title in zip(axes, ["counts", "errors only: % of the row's errors"]):
         ax.set_title(title, fontsize=13)
-        ax.tick_params(labelsize=11)
+        ax.tick_params(labelsize=12)
+        ax.xaxis.label.set_size(12)
+        ax.yaxis.label.set_size(12)
         ax.grid(False)
     return fig
 
